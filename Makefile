@@ -1,0 +1,30 @@
+# motcua — the two commands: `make run` (server with demo data) and `make test` (the suite).
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+APT_PACKAGES := graphviz
+export UV_LINK_MODE := copy
+
+.PHONY: setup run test lint bench services
+
+setup: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet uv
+	@bash .ci/apt-install $(APT_PACKAGES)
+	$(UV) sync --frozen
+	@touch $@
+
+services:
+	@bash .ci/services
+
+run: setup
+	.venv/bin/motcua demo --days 30 --seed 1
+
+test: setup services
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
