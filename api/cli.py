@@ -24,7 +24,7 @@ app.add_typer(procedures_app, name="procedures")
 app.add_typer(dossier_app, name="dossier")
 app.add_typer(db_app, name="db")
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 
@@ -194,6 +194,8 @@ def demo(
         f"({result.rejected_actions} bị từ chối bởi quy tắc) trong "
         f"{_time.perf_counter() - started:.1f} s"
     )
+    if result.refusals:
+        console.print(f"Thao tác bị quy tắc từ chối / refused by the rules: {result.refusals}")
 
 
 def main() -> None:  # pragma: no cover

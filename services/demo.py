@@ -7,6 +7,7 @@ slips, withdrawals and refusals happen at realistic rates; nothing is written ar
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -19,7 +20,7 @@ from sqlmodel import select
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, TZ, FixedClock
 from services.context import Context
-from services.directory import create_officer, sync_catalog
+from services.directory import create_officer, hash_password, sync_catalog
 from services.dossiers import Applicant, DossierIn, act, submit_dossier
 from services.errors import DomainError
 from states.events import Event
@@ -35,7 +36,7 @@ GIVEN = ["Văn An", "Thị Bình", "Minh Châu", "Đức Dũng", "Thu Hà", "Qu�
 class _Job:
     at: datetime
     order: int
-    run: Callable[[], None] = field(compare=False)
+    run: Callable[[], object] = field(compare=False)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class DemoResult:
     submitted: int = 0
     actions: int = 0
     rejected_actions: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
 
 
 def receiving_units(ctx: Context, day: date) -> list[tuple[str, list[str]]]:
@@ -98,6 +100,7 @@ def ensure_officers(ctx: Context, day: date) -> dict[tuple[str, str], str]:
                 needed.add((unit, step.role))
                 needed.add((unit, "leader"))
     usernames: dict[tuple[str, str], str] = {}
+    shared_hash = _demo_hash()
     for index, (unit_code, role) in enumerate(sorted(needed)):
         username = f"{role}.{unit_code}".lower().replace(".", "_")
         create_officer(
@@ -106,18 +109,25 @@ def ensure_officers(ctx: Context, day: date) -> dict[tuple[str, str], str]:
             f"{FAMILY[index % len(FAMILY)]} {GIVEN[index % len(GIVEN)]}",
             role,
             unit_code,
-            DEMO_PASSWORD,
+            password_hash=shared_hash,
         )
         usernames[(unit_code, role)] = username
     return usernames
+
+
+@functools.cache
+def _demo_hash() -> str:
+    """Demo accounts share one password; hash it once (argon2 is slow on purpose)."""
+    return hash_password(DEMO_PASSWORD)
 
 
 def ensure_supervisors(ctx: Context) -> None:
     province = next((u.code for u in ctx.catalog.units.values() if u.kind == "province"), None)
     if province:
         create_officer(ctx, "giamsat", "Giám sát Văn phòng UBND tỉnh", "supervisor", province,
-                       DEMO_PASSWORD)  # fmt: skip
-        create_officer(ctx, "quantri", "Quản trị hệ thống", "admin", province, DEMO_PASSWORD)
+                       password_hash=_demo_hash())  # fmt: skip
+        create_officer(ctx, "quantri", "Quản trị hệ thống", "admin", province,
+                       password_hash=_demo_hash())  # fmt: skip
 
 
 def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> DemoResult:
@@ -145,7 +155,7 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
     order = itertools.count()
     calendar = ctx.calendar
 
-    def schedule(at: datetime, run: Callable[[], None]) -> None:
+    def schedule(at: datetime, run: Callable[[], object]) -> None:
         if at <= horizon:
             heapq.heappush(jobs, _Job(at, next(order), run))
 
@@ -156,8 +166,10 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
         result.actions += 1
         try:
             return act(sim, who, code, event, None, **kw)  # type: ignore[arg-type]
-        except DomainError:
+        except DomainError as error:
             result.rejected_actions += 1
+            rule = f"{event}:{error.details.get('rule', error.code)}"
+            result.refusals[rule] = result.refusals.get(rule, 0) + 1
             return None
 
     def progress(dossier: Dossier, version: ProcedureVersion) -> None:
@@ -169,7 +181,13 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
         if status in steps:
             step = steps[status]
             unit = dossier.step_units[status]
-            share = max(int(step.share * MINUTES_PER_DAY), 120)
+            # the time this step has left (same-day steps share what is left of the day)
+            left = steps_after = len(version.process) - version.process.index(step)
+            if dossier.step_due_at is not None:
+                left = calendar.working_minutes_between(now, dossier.step_due_at)
+                if step.share == 0:
+                    left = left // steps_after
+            share = max(left, 10)
             roll = rng.random()
             if roll < 0.06 and dossier.supplement_count == 0 and step.role != "counter":
                 at = later(now, int(share * rng.uniform(0.1, 0.5)))
@@ -194,7 +212,7 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
                 schedule(at, lambda: do(code, "withdraw", actor(dossier.receiving_unit, "counter"),
                                         reason="Công dân xin rút hồ sơ"))  # fmt: skip
                 return
-            factor = rng.uniform(1.1, 2.5) if roll > 0.95 else rng.uniform(0.15, 0.95)
+            factor = rng.uniform(1.1, 2.5) if roll > 0.985 else rng.uniform(0.1, 0.9)
             at = later(now, int(share * factor))
             is_last = step is version.process[-1]
             if is_last:
@@ -229,7 +247,10 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
                 schedule(apology_at, lambda: _apologise(code, leader_unit))
         elif status in ("approved", "rejected"):
             unit = dossier.step_units[version.process[-1].id]
-            at = later(now, rng.randint(10, 120))
+            budget = 60
+            if dossier.due_at is not None:
+                budget = max(1, min(budget, calendar.working_minutes_between(now, dossier.due_at)))
+            at = later(now, rng.randint(1, budget) if rng.random() > 0.01 else 120)
 
             def ready() -> None:
                 d = do(code, "mark_result_ready", actor(unit, "leader"))
@@ -311,7 +332,7 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
     while day <= end:
         if calendar.is_working_day(day):
             for at, unit_code, procedure_code in arrivals(day):
-                schedule(at, lambda a=at, u=unit_code, p=procedure_code: submit(a, u, p))
+                schedule(at, functools.partial(submit, at, unit_code, procedure_code))
         day += timedelta(days=1)
 
     while jobs:

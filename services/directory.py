@@ -82,6 +82,8 @@ def create_officer(
     role: str,
     unit_code: str,
     password: str | None = None,
+    *,
+    password_hash: str | None = None,
 ) -> User:
     if role not in ROLES:
         raise InvalidInput(f"Vai trò không hợp lệ: {role}", f"Unknown role: {role}")
@@ -95,7 +97,7 @@ def create_officer(
             full_name=full_name,
             role=role,
             unit_code=unit_code,
-            password_hash=hash_password(password) if password else None,
+            password_hash=password_hash or (hash_password(password) if password else None),
         )
         uow.session.add(user)
         uow.commit()

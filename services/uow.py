@@ -18,7 +18,7 @@ class UnitOfWork:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session: Session | None = None
-        self._locked: Dossier | None = None
+        self._locked: tuple[str, int] | None = None  # code and version read
 
     @property
     def session(self) -> Session:
@@ -37,22 +37,20 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
+        locked = self._locked
         try:
+            # detach first so that rows read here stay readable after the block
+            self._session.expunge_all()
             self._session.rollback()
         finally:
             self._session.close()
             self._session = None
             self._locked = None
+        if isinstance(exc, StaleDataError):  # a flush found the row changed under us
+            raise StaleDossier(*(locked or ("?", 0))) from None
 
     def commit(self) -> None:
-        try:
-            self.session.commit()
-        except StaleDataError:
-            self.session.rollback()
-            dossier = self._locked
-            raise StaleDossier(
-                dossier.code if dossier else "?", dossier.version if dossier else 0
-            ) from None
+        self.session.commit()
 
     def get_dossier(self, code: str, *, version: int | None = None) -> Dossier:
         """The dossier row; with ``version``, refuse a stale one (optimistic locking)."""
@@ -61,5 +59,5 @@ class UnitOfWork:
             raise DossierNotFound(code)
         if version is not None and dossier.version != version:
             raise StaleDossier(code, version, dossier.version)
-        self._locked = dossier
+        self._locked = (dossier.code, dossier.version)
         return dossier

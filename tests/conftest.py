@@ -1,0 +1,102 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), the catalog, a movable clock."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Engine, text
+
+from services.catalog import default_catalog
+from services.clock import TZ, FixedClock, default_calendar
+from services.context import Context
+from services.directory import create_officer, sync_catalog
+from storage.db import make_engine, migrate
+
+PG_URL = os.environ.get(
+    "MOTCUA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/motcua_test"
+)
+
+_pg_engine: Engine | None = None
+
+
+def pg_engine() -> Engine:
+    """One migrated PostgreSQL engine per session; a missing server fails, never skips."""
+    global _pg_engine
+    if _pg_engine is None:
+        engine = make_engine(PG_URL, pool_size=12)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+            migrate(engine)
+        except Exception as exc:  # pragma: no cover - environment problem
+            pytest.fail(f"PostgreSQL at {PG_URL} is not usable (run `make services`): {exc}")
+        _pg_engine = engine
+    return _pg_engine
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+                    "AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
+        if tables:
+            quoted = ", ".join(f'"{t}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """Every persistence test runs against both backends."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "motcua.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        yield engine
+        engine.dispose()
+    else:
+        engine = pg_engine()
+        _truncate(engine)
+        yield engine
+        _truncate(engine)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2025, 3, 3, 8, 0, tzinfo=TZ))  # a Monday
+
+
+@pytest.fixture
+def ctx(engine: Engine, clock: FixedClock) -> Context:
+    context = Context(
+        engine=engine, catalog=default_catalog(), calendar=default_calendar(), clock=clock
+    )
+    sync_catalog(context)
+    return context
+
+
+@pytest.fixture
+def pg_ctx(clock: FixedClock) -> Iterator[Context]:
+    engine = pg_engine()
+    _truncate(engine)
+    context = Context(
+        engine=engine, catalog=default_catalog(), calendar=default_calendar(), clock=clock
+    )
+    sync_catalog(context)
+    yield context
+    _truncate(engine)
+
+
+def officer(ctx: Context, username: str, role: str, unit: str) -> None:
+    create_officer(ctx, username, username, role, unit, None)
