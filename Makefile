@@ -1,7 +1,7 @@
 # motcua — the two commands: `make run` (server with demo data) and `make test` (the suite).
 SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
-APT_PACKAGES := graphviz
+APT_PACKAGES := graphviz fonts-dejavu-core chromium tesseract-ocr tesseract-ocr-vie
 export UV_LINK_MODE := copy
 
 .PHONY: setup run test lint bench services
