@@ -1,0 +1,4 @@
+"""Tables, engine, object store. Each area's tables module is imported here so that the metadata
+(Alembic, tests) always holds every table."""
+
+from storage import models  # noqa: F401
