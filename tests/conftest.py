@@ -15,27 +15,46 @@ from services.context import Context
 from services.directory import create_officer, sync_catalog
 from storage.db import make_engine, migrate
 
-PG_URL = os.environ.get(
+PG_ADMIN_URL = os.environ.get(
     "MOTCUA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/motcua_test"
 )
+# each test session gets its own database, so that parallel runs never share rows
+PG_DATABASE = f"motcua_t{os.getpid()}"
+PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DATABASE
 
 _pg_engine: Engine | None = None
 
 
+def _admin(statement: str) -> None:
+    admin = make_engine(PG_ADMIN_URL, pool_size=1)
+    try:
+        with admin.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
+    finally:
+        admin.dispose()
+
+
 def pg_engine() -> Engine:
-    """One migrated PostgreSQL engine per session; a missing server fails, never skips."""
+    """One migrated PostgreSQL database per session; a missing server fails, never skips."""
     global _pg_engine
     if _pg_engine is None:
-        engine = make_engine(PG_URL, pool_size=12)
         try:
-            with engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
+            _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}"')
+            _admin(f'CREATE DATABASE "{PG_DATABASE}"')
+            engine = make_engine(PG_URL, pool_size=12)
             migrate(engine)
         except Exception as exc:  # pragma: no cover - environment problem
-            pytest.fail(f"PostgreSQL at {PG_URL} is not usable (run `make services`): {exc}")
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable (run `make services`): {exc}")
         _pg_engine = engine
     return _pg_engine
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _pg_engine
+    if _pg_engine is not None:
+        _pg_engine.dispose()
+        _pg_engine = None
+        _admin(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
 
 
 def _truncate(engine: Engine) -> None:
