@@ -2,3 +2,4 @@
 (Alembic, tests) always holds every table."""
 
 from storage import models  # noqa: F401
+from storage import models_workflows  # noqa: F401

@@ -200,6 +200,9 @@ class Outbox(SQLModel, table=True):
     available_at: datetime = _dt(nullable=False)
     delivered_at: datetime | None = _dt()
     last_error: str | None = None
+    # added by migration 0002_workflows: the worker holding the row and until when
+    claimed_by: str | None = Field(default=None, max_length=96)
+    lease_until: datetime | None = _dt()
 
 
 class DossierSequence(SQLModel, table=True):
