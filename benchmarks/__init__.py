@@ -1,0 +1,1 @@
+"""Benchmarks: one command each (`uv run python -m benchmarks.<name>`), printing their figures."""
