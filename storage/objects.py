@@ -1,0 +1,565 @@
+"""Object store: one protocol, two implementations.
+
+``MinioStore`` talks to MinIO (or any S3 endpoint) through the ``minio`` SDK; ``LocalStore`` keeps
+objects in a folder (the embedded default). Bytes are streamed, never held whole in memory:
+``put`` reads from a file-like object (multipart for large or unknown lengths), ``open`` yields
+chunks. Objects are never overwritten: ``put`` on an existing key raises ``ObjectExists``.
+
+Nothing here reads settings: ``api/deps.py`` builds the store from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+CHUNK = 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024  # S3 minimum is 5 MiB; bounds the memory of a put
+
+
+class ObjectMissing(KeyError):
+    """No object under that key."""
+
+
+class ObjectExists(Exception):
+    """An object already exists under that key: objects are never overwritten."""
+
+
+class ObjectLocked(Exception):
+    """The endpoint refused to delete a version under retention (object lock)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime  # aware, UTC
+    etag: str = ""
+    content_type: str = "application/octet-stream"
+    version_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    key: str
+    size: int
+    etag: str = ""
+    version_id: str | None = None
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """What the services need from an object store."""
+
+    kind: str
+
+    def put(
+        self,
+        key: str,
+        data: BinaryIO,
+        *,
+        length: int = -1,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        """Store ``data`` under a new ``key`` (``length=-1``: unknown, multipart).
+
+        If ``data.read`` raises, nothing is stored and the exception propagates."""
+        ...
+
+    def open(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
+        """The object's bytes as a stream of chunks (a generator: close it if not exhausted)."""
+        ...
+
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Current objects whose key starts with ``prefix``, in key order."""
+        ...
+
+    def copy(self, source: str, key: str) -> PutResult:
+        """Server-side copy to a new key (never overwrites)."""
+        ...
+
+    def delete(self, key: str, *, version_id: str | None = None, purge: bool = False) -> None:
+        """Remove ``key``. On a versioned bucket a plain delete leaves a delete marker (the
+        bytes stay as a noncurrent version); ``version_id`` removes that version; ``purge``
+        removes every version (used for objects that never had a database row)."""
+        ...
+
+    def presigned_get(
+        self, key: str, *, expires: timedelta, filename: str | None = None
+    ) -> str | None:
+        """A short-lived download URL, or ``None`` when the store cannot make one."""
+        ...
+
+    def protect(self, key: str, *, version_id: str | None, until: datetime | None) -> bool:
+        """Retention (object lock) on a stored version where the endpoint supports it."""
+        ...
+
+
+def check_key(key: str) -> str:
+    """Keys are made by the server, but a store still refuses anything path-like."""
+    parts = key.split("/")
+    if (
+        not key
+        or key.startswith("/")
+        or "\\" in key
+        or "\x00" in key
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+# ---------------------------------------------------------------------------------------- local
+
+
+class LocalStore:
+    """Objects as files under ``root`` (``<data dir>/objects``); sidecar metadata in ``.meta``.
+
+    Writes go to ``.tmp`` and are linked into place with ``os.link``, which fails if the target
+    exists: a put is atomic and never overwrites. No versions: ``delete`` removes the file."""
+
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        (self.root / ".tmp").mkdir(parents=True, exist_ok=True)
+        (self.root / ".meta").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / ".meta" / (check_key(key) + ".json")
+
+    def put(
+        self,
+        key: str,
+        data: BinaryIO,
+        *,
+        length: int = -1,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        target = self._path(key)
+        if target.exists():
+            raise ObjectExists(key)
+        tmp = self.root / ".tmp" / uuid.uuid4().hex
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                while True:
+                    chunk = data.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if length >= 0 and size != length:
+                raise OSError(f"stream gave {size} bytes, {length} announced")
+            meta = self._meta_path(key)
+            meta.parent.mkdir(parents=True, exist_ok=True)
+            meta.write_text(
+                json.dumps({"content_type": content_type, "metadata": dict(metadata or {})})
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise ObjectExists(key) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return PutResult(key=key, size=size, etag="")
+
+    def open(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        return _file_chunks(handle)
+
+    def stat(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectMissing(key) from None
+        meta: dict[str, Any] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            meta = json.loads(self._meta_path(key).read_text())
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            content_type=meta.get("content_type", "application/octet-stream"),
+            metadata=meta.get("metadata", {}),
+        )
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            rel = os.path.relpath(dirpath, self.root)
+            if rel == ".":
+                dirnames[:] = [d for d in dirnames if d not in (".tmp", ".meta")]
+                rel = ""
+            for name in filenames:
+                key = f"{rel}/{name}" if rel else name
+                if key.startswith(prefix):
+                    found.append(key.replace(os.sep, "/"))
+        for key in sorted(found):
+            with contextlib.suppress(ObjectMissing):
+                yield self.stat(key)
+
+    def copy(self, source: str, key: str) -> PutResult:
+        info = self.stat(source)
+        chunks = self.open(source)
+        try:
+            return self.put(
+                key,
+                _IterReader(chunks),
+                length=info.size,
+                content_type=info.content_type,
+                metadata=info.metadata,
+            )
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+    def delete(self, key: str, *, version_id: str | None = None, purge: bool = False) -> None:
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        self._meta_path(key).unlink(missing_ok=True)
+        # tidy empty folders up to the root
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def presigned_get(
+        self, key: str, *, expires: timedelta, filename: str | None = None
+    ) -> str | None:
+        return None
+
+    def protect(self, key: str, *, version_id: str | None, until: datetime | None) -> bool:
+        return False
+
+
+def _file_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+class _IterReader:
+    """A file-like ``read`` over an iterator of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+# ---------------------------------------------------------------------------------------- minio
+
+
+class MinioStore:
+    """MinIO or any S3 endpoint through the ``minio`` SDK.
+
+    ``ensure_bucket`` creates the bucket with versioning on (and object lock when asked, which
+    S3 only allows at creation) and a lifecycle rule that aborts multipart uploads left behind
+    by a crash. ``moto_quirks`` turns on workarounds needed only by moto's server (the test
+    endpoint): they are marked ``moto-only`` below and off for MinIO."""
+
+    kind = "minio"
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        parallel_uploads: int = 2,
+        object_lock: bool = False,
+        moto_quirks: bool = False,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.part_size = part_size
+        self.parallel_uploads = parallel_uploads
+        self.object_lock = object_lock
+        self.moto_quirks = moto_quirks
+
+    @classmethod
+    def connect(
+        cls,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        *,
+        secure: bool = False,
+        region: str | None = None,
+        **options: Any,
+    ) -> MinioStore:
+        from minio import Minio
+
+        client = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
+        )
+        return cls(client, bucket, **options)
+
+    def ensure_bucket(self) -> None:
+        from minio.commonconfig import ENABLED, Filter
+        from minio.error import S3Error
+        from minio.lifecycleconfig import AbortIncompleteMultipartUpload, LifecycleConfig, Rule
+        from minio.versioningconfig import VersioningConfig
+
+        if not self.client.bucket_exists(self.bucket):
+            with contextlib.suppress(S3Error):  # created meanwhile by another process
+                self.client.make_bucket(self.bucket, object_lock=self.object_lock)
+        self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+        rule = Rule(
+            ENABLED,
+            rule_filter=Filter(prefix=""),
+            rule_id="abort-incomplete-uploads",
+            abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(1),
+        )
+        with contextlib.suppress(S3Error):  # not every endpoint keeps lifecycle rules
+            self.client.set_bucket_lifecycle(self.bucket, LifecycleConfig([rule]))
+
+    def _metadata(self, metadata: Mapping[str, str] | None) -> dict[str, str]:
+        out = {k: v for k, v in (metadata or {}).items()}
+        if self.object_lock and self.moto_quirks:
+            # moto-only: moto refuses uploads to an object-lock bucket without a checksum header
+            out["x-amz-sdk-checksum-algorithm"] = "CRC32"
+        return out
+
+    def put(
+        self,
+        key: str,
+        data: BinaryIO,
+        *,
+        length: int = -1,
+        content_type: str = "application/octet-stream",
+        metadata: Mapping[str, str] | None = None,
+    ) -> PutResult:
+        check_key(key)
+        if self.exists(key):
+            raise ObjectExists(key)
+        result = self.client.put_object(
+            self.bucket,
+            key,
+            data,
+            length=length,
+            content_type=content_type,
+            metadata=self._metadata(metadata) or None,
+            part_size=self.part_size if length < 0 or length > self.part_size else 0,
+            num_parallel_uploads=self.parallel_uploads,
+        )
+        size = length if length >= 0 else self.stat(key).size
+        return PutResult(key=key, size=size, etag=result.etag or "", version_id=result.version_id)
+
+    def open(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
+        from minio.error import S3Error
+
+        try:
+            response = self.client.get_object(self.bucket, check_key(key), version_id=version_id)
+        except S3Error as error:
+            if _missing(error, self.moto_quirks):
+                raise ObjectMissing(key) from None
+            raise
+        return _response_chunks(response)
+
+    def stat(self, key: str) -> ObjectInfo:
+        from minio.error import S3Error
+
+        try:
+            obj = self.client.stat_object(self.bucket, check_key(key))
+        except S3Error as error:
+            if _missing(error, self.moto_quirks):
+                raise ObjectMissing(key) from None
+            raise
+        if obj.is_delete_marker:
+            raise ObjectMissing(key)
+        meta = {
+            k.lower().removeprefix("x-amz-meta-"): v
+            for k, v in (obj.metadata or {}).items()
+            if k.lower().startswith("x-amz-meta-")
+        }
+        return ObjectInfo(
+            key=key,
+            size=int(obj.size or 0),
+            last_modified=_aware(obj.last_modified),
+            etag=obj.etag or "",
+            content_type=obj.content_type or "application/octet-stream",
+            version_id=obj.version_id,
+            metadata=meta,
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except ObjectMissing:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for obj in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True):
+            if obj.is_dir or obj.is_delete_marker or obj.object_name is None:
+                continue
+            yield ObjectInfo(
+                key=obj.object_name,
+                size=int(obj.size or 0),
+                last_modified=_aware(obj.last_modified),
+                etag=obj.etag or "",
+                version_id=obj.version_id,
+            )
+
+    def copy(self, source: str, key: str) -> PutResult:
+        from minio.commonconfig import ComposeSource, CopySource
+
+        check_key(key)
+        if self.exists(key):
+            raise ObjectExists(key)
+        info = self.stat(source)
+        if info.size <= 5 * 1024**3:
+            result = self.client.copy_object(self.bucket, key, CopySource(self.bucket, source))
+        else:  # single copy is limited to 5 GiB; compose does a multipart copy
+            result = self.client.compose_object(
+                self.bucket, key, [ComposeSource(self.bucket, source)]
+            )
+        return PutResult(
+            key=key, size=info.size, etag=result.etag or "", version_id=result.version_id
+        )
+
+    def delete(self, key: str, *, version_id: str | None = None, purge: bool = False) -> None:
+        from minio.error import S3Error
+
+        check_key(key)
+        try:
+            if purge:
+                versions = [
+                    o.version_id
+                    for o in self.client.list_objects(
+                        self.bucket, prefix=key, recursive=True, include_version=True
+                    )
+                    if o.object_name == key
+                ]
+                for vid in versions or [None]:
+                    self.client.remove_object(self.bucket, key, version_id=vid)
+            else:
+                self.client.remove_object(self.bucket, key, version_id=version_id)
+        except S3Error as error:
+            if error.code in ("AccessDenied", "InvalidRequest") and self.object_lock:
+                raise ObjectLocked(key) from error
+            if not _missing(error, self.moto_quirks):
+                raise
+
+    def versions(self, key: str) -> list[ObjectInfo]:
+        """Every version of ``key`` (newest first), delete markers left out."""
+        out = []
+        for o in self.client.list_objects(
+            self.bucket, prefix=key, recursive=True, include_version=True
+        ):
+            if o.object_name == key and not o.is_delete_marker:
+                out.append(
+                    ObjectInfo(
+                        key=key,
+                        size=int(o.size or 0),
+                        last_modified=_aware(o.last_modified),
+                        etag=o.etag or "",
+                        version_id=o.version_id,
+                    )
+                )
+        return out
+
+    def presigned_get(
+        self, key: str, *, expires: timedelta, filename: str | None = None
+    ) -> str | None:
+        headers = None
+        if filename:
+            headers = {"response-content-disposition": f'attachment; filename="{filename}"'}
+        url: str = self.client.presigned_get_object(
+            self.bucket, check_key(key), expires=expires, response_headers=headers
+        )
+        return url
+
+    def protect(self, key: str, *, version_id: str | None, until: datetime | None) -> bool:
+        """Compliance retention until ``until`` on an object-lock bucket; else nothing."""
+        if not self.object_lock or until is None:
+            return False
+        from minio.retention import COMPLIANCE, Retention
+
+        self.client.set_object_retention(
+            self.bucket, check_key(key), Retention(COMPLIANCE, until), version_id=version_id
+        )
+        return True
+
+
+def _missing(error: Any, moto_quirks: bool = False) -> bool:
+    if error.code in ("NoSuchKey", "NoSuchVersion", "NoSuchObject", "ResourceNotFound"):
+        return True
+    status = getattr(getattr(error, "response", None), "status", None)
+    # moto-only: some calls on a missing object answer 500 instead of 404
+    return status == 404 or (moto_quirks and status == 500)
+
+
+def _aware(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _response_chunks(response: Any) -> Iterator[bytes]:
+    try:
+        yield from response.stream(CHUNK)
+    finally:
+        response.close()
+        response.release_conn()
+
+
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "LocalStore",
+    "MinioStore",
+    "ObjectExists",
+    "ObjectInfo",
+    "ObjectLocked",
+    "ObjectMissing",
+    "ObjectStore",
+    "PutResult",
+    "check_key",
+]
