@@ -3,3 +3,4 @@
 
 from storage import models  # noqa: F401
 from storage import models_workflows  # noqa: F401
+from storage import models_documents  # noqa: F401

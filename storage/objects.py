@@ -10,6 +10,7 @@ Nothing here reads settings: ``api/deps.py`` builds the store from them.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import os
@@ -22,6 +23,12 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 CHUNK = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024  # S3 minimum is 5 MiB; bounds the memory of a put
+
+
+class Readable(Protocol):
+    """Anything with ``read(size)`` returning bytes (a file, a request body pipe)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class ObjectMissing(KeyError):
@@ -64,7 +71,7 @@ class ObjectStore(Protocol):
     def put(
         self,
         key: str,
-        data: BinaryIO,
+        data: Readable,
         *,
         length: int = -1,
         content_type: str = "application/octet-stream",
@@ -147,7 +154,7 @@ class LocalStore:
     def put(
         self,
         key: str,
-        data: BinaryIO,
+        data: Readable,
         *,
         length: int = -1,
         content_type: str = "application/octet-stream",
@@ -370,7 +377,7 @@ class MinioStore:
     def put(
         self,
         key: str,
-        data: BinaryIO,
+        data: Readable,
         *,
         length: int = -1,
         content_type: str = "application/octet-stream",
@@ -488,7 +495,7 @@ class MinioStore:
             if not _missing(error, self.moto_quirks):
                 raise
 
-    def versions(self, key: str) -> list[ObjectInfo]:
+    def versions(self, key: str) -> builtins.list[ObjectInfo]:
         """Every version of ``key`` (newest first), delete markers left out."""
         out = []
         for o in self.client.list_objects(

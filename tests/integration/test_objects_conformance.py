@@ -1,4 +1,4 @@
-"""One conformance suite for every ObjectStore: the local folder and MinIO through the ``minio`` SDK.
+"""One conformance suite for every ObjectStore: a local folder, and MinIO through the minio SDK.
 
 For MinIO the suite starts a real S3 server process on loopback (moto's server mode: MinIO's own
 server is not installable here) and talks to it only through the ``minio`` SDK. Point it at a
