@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     minio_bucket: str = "motcua"
     minio_secure: bool = False
     minio_region: str = "us-east-1"
+    minio_object_lock: bool = False  # create the bucket with object lock (retention)
+    document_max_file_mib: int = 2048  # per uploaded file
+    document_max_dossier_mib: int = 4096  # all current documents of one dossier
+    document_retention_days: int = 0  # object-lock retention on stored scans; 0 = none
     secret_key: str = "change-me-in-production"
     public_base_url: str = "http://127.0.0.1:8000"
     catalog_dir: Path | None = None
