@@ -4,3 +4,4 @@
 from storage import models  # noqa: F401
 from storage import models_workflows  # noqa: F401
 from storage import models_documents  # noqa: F401
+from storage import models_feedback  # noqa: F401
