@@ -18,6 +18,7 @@ from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
 from services.errors import InvalidInput, TransitionRejected
+from services.portal_sync import portal_sync_rows
 from states.events import (
     APPROVED,
     AWAITING_SUPPLEMENT,
@@ -430,4 +431,5 @@ def _outbox_rows(
                 available_at=now,
             )
         )
+    rows.extend(portal_sync_rows(dossier, version, event, to_state, now))  # issue 5
     return rows

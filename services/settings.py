@@ -28,6 +28,34 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     catalog_dir: Path | None = None
 
+    # workflows (issue 5): outbox drain, notifications, other agencies, national portal
+    smtp_host: str | None = None  # unset: e-mail off, notices kept in the notification log only
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "motcua@langson.gov.vn"
+    mail_domain: str = "motcua.langson.gov.vn"  # mailboxes <unit code>@ and <username>@ this
+    supervisor_email: str = "giamsat@motcua.langson.gov.vn"
+    sms_gateway_url: str | None = None  # SMS/Zalo gateway: POST JSON {to, text, key}
+    agency_endpoints: dict[str, str] = {}  # unit code -> URL of that agency's system
+    agency_default_endpoint: str | None = None  # for units without their own entry
+    agency_secrets: dict[str, str] = {}  # unit code -> shared HMAC secret of its callbacks
+    agency_default_secret: str | None = None
+    portal_endpoint: str | None = None  # national portal status sync; unset: no sync rows
+    outbox_batch_size: int = 100
+    outbox_max_attempts: int = 8
+    outbox_backoff_s: float = 5.0  # first retry after this, doubling up to outbox_backoff_max_s
+    outbox_backoff_max_s: float = 3600.0
+    outbox_lease_s: float = 120.0  # a claimed row whose worker died is claimed again after this
+    outbox_concurrency: int = 16
+    outbox_http_timeout_s: float = 10.0
+    outbox_poll_s: float = 1.0
+    deadline_due_soon_minutes: int = 480  # ≤ 1 working day left
+    deadline_due_soon_share: float = 0.2  # or ≤ 20 % of the step's time left
+    deadline_watch_interval_s: float = 300.0
+    embedded_workers: bool = True  # `motcua serve` drains the outbox in a background thread
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
