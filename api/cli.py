@@ -198,5 +198,17 @@ def demo(
         console.print(f"Thao tác bị quy tắc từ chối / refused by the rules: {result.refusals}")
 
 
+from api.cli_serve import serve as _serve  # noqa: E402
+
+app.command("serve")(_serve)
+
+
+from api.cli_import import import_cmd as _import_cmd  # noqa: E402
+from api.cli_report import report_app as _report_app  # noqa: E402
+
+app.command("import")(_import_cmd)
+app.add_typer(_report_app, name="report")
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from services.catalog import default_catalog, load_catalog
@@ -25,3 +27,20 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
         migrate(engine)
     catalog = load_catalog(settings.catalog_dir) if settings.catalog_dir else default_catalog()
     return Context(engine=engine, catalog=catalog)
+
+
+def get_context(request: Request) -> Context:
+    """The app's Context, built once (``create_app``); tests may override this dependency."""
+    ctx: Context | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        ctx = request.app.state.ctx = open_context()
+    return ctx
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    return settings or get_settings()
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

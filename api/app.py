@@ -1,0 +1,55 @@
+"""The FastAPI application: API routers under /api/v1, officer pages, citizen lookup, docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api import errors
+from api.routes import ROUTERS
+from services.context import Context
+from services.settings import Settings, get_settings
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+DESCRIPTION = """
+motcua — Bộ phận Một cửa: tiếp nhận, giải quyết, trả kết quả hồ sơ thủ tục hành chính.
+
+* Sign in with `POST /api/v1/auth/token`, then send `Authorization: Bearer <token>`.
+* Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`,
+  `detail` (Vietnamese) and `detail_en`.
+* Lifecycle events need `If-Match: "<version>"` (the dossier's ETag): 428 without, 412 if stale.
+* POSTs accept `Idempotency-Key`: the same key replays the first answer.
+"""
+
+
+def create_app(ctx: Context | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app; ``ctx`` is built on first use from the settings when not given."""
+    from api.routes import auth, catalog, dossiers, forms, health, lookup, pages
+
+    app = FastAPI(
+        title="motcua",
+        version="1",
+        description=DESCRIPTION,
+        docs_url=None,  # our own offline page at /docs (no CDN)
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings or get_settings()
+    errors.install(app)
+    for router in (
+        health.router,
+        auth.router,
+        catalog.router,
+        dossiers.router,
+        forms.router,
+        lookup.router,
+        pages.router,
+    ):
+        app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=PAGES_DIR / "static"), name="static")
+    return app

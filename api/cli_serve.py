@@ -1,0 +1,59 @@
+"""``motcua serve``: the HTTP app under uvicorn, on the embedded default unless configured."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Địa chỉ / address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Cổng / port")] = 8000,
+    demo: Annotated[
+        bool, typer.Option(help="Load 30 days of demo data once when there are no dossiers")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=32)] = 1,
+) -> None:
+    """Chạy máy chủ HTTP / run the HTTP server (API, officer pages, citizen lookup)."""
+    import uvicorn
+    from sqlmodel import func, select
+
+    from api.app import create_app
+    from api.deps import open_context
+    from services.demo import DEMO_PASSWORD, ensure_supervisors, run_demo
+    from services.directory import sync_catalog
+    from services.settings import get_settings
+    from storage.models import Dossier, User
+
+    settings = get_settings()
+    ctx = open_context(settings)
+    sync_catalog(ctx)
+    with ctx.uow() as uow:
+        dossiers = uow.session.exec(select(func.count()).select_from(Dossier)).one()
+    if demo and not dossiers:
+        console.print("Đang tạo dữ liệu mẫu 30 ngày / loading 30 days of demo data…")
+        result = run_demo(ctx, 30, 1)
+        ensure_supervisors(ctx)
+        console.print(f"{result.submitted} hồ sơ mẫu / demo dossiers")
+    with ctx.uow() as uow:
+        counters = uow.session.exec(
+            select(User.username).where(User.role == "counter").order_by(User.username).limit(3)
+        ).all()
+        others = uow.session.exec(
+            select(User.username).where(User.unit_code == "000.00.02.H37").order_by(User.username)
+        ).all()
+    address = f"http://{host}:{port}"
+    console.print(f"\n[bold]motcua[/bold] → {address}/  (đăng nhập / sign in: {address}/signin)")
+    console.print(f"API docs (offline): {address}/docs · tra cứu / lookup: {address}/lookup")
+    if counters or others:
+        console.print(f"Tài khoản mẫu / demo accounts (mật khẩu / password: {DEMO_PASSWORD}):")
+        for name in [*counters, *others, "giamsat", "quantri"]:
+            console.print(f"  {name}")
+    if workers > 1:
+        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    else:
+        uvicorn.run(create_app(ctx, settings), host=host, port=port)

@@ -1,0 +1,294 @@
+"""Dossiers: receive, lifecycle events (If-Match + ETag), one, a list, the slip (Form 05)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from api.auth import Officer, OfficerDep
+from api.deps import ContextDep
+from api.errors import PreconditionRequired
+from api.idempotency import IdempotencyKey, run_once
+from api.schemas import (
+    ApplicantPublic,
+    DossierCreate,
+    DossierPage,
+    DossierPublic,
+    EventIn,
+    SlipPublic,
+    SlipRowPublic,
+    problems,
+)
+from services.access import ensure_can_see
+from services.context import Context
+from services.dossiers import DossierIn, act, allowed_events, procedure_of, submit_dossier
+from services.errors import InvalidInput
+from services.slip import control_slip
+from services.worklist import DossierFilter, list_dossiers, progress_of
+from states.events import EVENTS, STATE_LABELS, Event
+from storage.models import Dossier
+
+router = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
+
+
+def etag_of(dossier: Dossier) -> str:
+    return f'"{dossier.version}"'
+
+
+def parse_if_match(value: str | None) -> int:
+    if value is None or not value.strip():
+        raise PreconditionRequired()
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidInput(
+            'If-Match phải là ETag của hồ sơ, ví dụ "3"',
+            'If-Match must be the dossier\'s ETag, e.g. "3"',
+        )
+    return int(text)
+
+
+def state_label(ctx: Context, dossier: Dossier) -> tuple[str, str | None]:
+    """Vietnamese label of the dossier's state and the current step's name."""
+    step_name = None
+    if dossier.current_step:
+        version = procedure_of(ctx, dossier)
+        step_name = next((s.name for s in version.process if s.id == dossier.current_step), None)
+    if dossier.status in STATE_LABELS:
+        return STATE_LABELS[dossier.status][0], step_name
+    return step_name or dossier.status, step_name
+
+
+def to_public(ctx: Context, dossier: Dossier) -> DossierPublic:
+    label, step_name = state_label(ctx, dossier)
+    progress = progress_of(ctx, dossier)
+    return DossierPublic(
+        code=dossier.code,
+        version=dossier.version,
+        procedure_code=dossier.procedure_code,
+        procedure_version=dossier.procedure_version,
+        procedure_name=ctx.catalog.procedure(dossier.procedure_code).name,
+        rule_set=dossier.rule_set,
+        receiving_unit=dossier.receiving_unit,
+        competent_agency=dossier.competent_agency,
+        current_unit=dossier.current_unit,
+        status=dossier.status,
+        status_label=label,
+        current_step=dossier.current_step,
+        current_step_name=step_name,
+        assignee=dossier.assignee,
+        channel=dossier.channel,
+        applicant=ApplicantPublic(
+            name=dossier.applicant_name,
+            id_number=dossier.applicant_id_number,
+            phone=dossier.applicant_phone,
+            email=dossier.applicant_email,
+            address=dossier.applicant_address,
+        ),
+        components=[str(c.get("id")) for c in dossier.components],
+        request_summary=dossier.request_summary,
+        submitted_at=dossier.submitted_at,
+        received_at=dossier.received_at,
+        due_at=dossier.due_at,
+        appointment_at=dossier.appointment_at,
+        step_due_at=dossier.step_due_at,
+        paused_at=dossier.paused_at,
+        supplement_count=dossier.supplement_count,
+        apology_at=dossier.apology_at,
+        decision=dossier.decision,
+        decision_ref=dossier.decision_ref,
+        result_ready_at=dossier.result_ready_at,
+        returned_at=dossier.returned_at,
+        timeliness=dossier.timeliness,
+        progress=progress.progress,
+        remaining_working_minutes=progress.remaining_working_minutes,
+        allowed_events=allowed_events(ctx, dossier),
+    )
+
+
+def load_visible(ctx: Context, officer: Officer, code: str) -> Dossier:
+    """The dossier if the officer may see it (DossierNotFound 404 / OutsideYourAgency 403)."""
+    with ctx.uow() as uow:
+        dossier = uow.get_dossier(code)
+    ensure_can_see(ctx.catalog, officer.actor, dossier)
+    return dossier
+
+
+def _headers(dossier: Dossier, **extra: str) -> dict[str, str]:
+    return {"ETag": etag_of(dossier), **extra}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DossierPublic,
+    responses=problems(401, 403, 404, 409, 422),
+)
+def receive_dossier(
+    body: DossierCreate,
+    ctx: ContextDep,
+    officer: OfficerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Tiếp nhận hồ sơ / receive a dossier (or guide once to supplement, or refuse) at the counter.
+
+    With the same ``Idempotency-Key`` the first answer is replayed and no second dossier is made.
+    """
+
+    def handle() -> tuple[int, Any, dict[str, str]]:
+        data = DossierIn(
+            procedure_code=body.procedure_code,
+            receiving_unit=body.receiving_unit or officer.unit_code,
+            channel=body.channel,
+            applicant=body.applicant,
+            components=body.components,
+            request_summary=body.request_summary,
+            external_ref=body.external_ref,
+        )
+        dossier = submit_dossier(ctx, officer.actor, data, then=body.action, reason=body.reason)
+        return (
+            201,
+            to_public(ctx, dossier),
+            _headers(dossier, Location=f"/api/v1/dossiers/{dossier.code}"),
+        )
+
+    return run_once(
+        ctx, officer, idempotency_key, "POST /api/v1/dossiers", body.model_dump_json(), handle
+    )
+
+
+@router.get("", response_model=DossierPage, responses=problems(401, 422))
+def list_(
+    ctx: ContextDep,
+    officer: OfficerDep,
+    agency: Annotated[str | None, Query(max_length=64, description="passing through")] = None,
+    procedure: Annotated[str | None, Query(max_length=32)] = None,
+    status: Annotated[str | None, Query(max_length=48)] = None,
+    due_before: Annotated[datetime | None, Query()] = None,
+    late_only: bool = False,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DossierPage:
+    """Danh sách hồ sơ trong phạm vi của cán bộ / dossiers the officer may see, newest first."""
+    after_id = None
+    if cursor:
+        try:
+            after_id = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("Con trỏ trang không hợp lệ", "Invalid cursor") from None
+    if due_before is not None and due_before.tzinfo is None:
+        raise InvalidInput("due_before cần múi giờ", "due_before needs a time zone")
+    filters = DossierFilter(
+        agency=agency,
+        procedure=procedure,
+        status=status,
+        due_before=due_before,
+        late_only=late_only,
+    )
+    rows = list_dossiers(ctx, officer.actor, filters, after_id=after_id, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        base64.urlsafe_b64encode(str(rows[-1].id).encode()).decode().rstrip("=")
+        if more and rows
+        else None
+    )
+    return DossierPage(items=[to_public(ctx, d) for d in rows], next_cursor=next_cursor)
+
+
+@router.get("/{code}", response_model=DossierPublic, responses=problems(401, 403, 404))
+def show(code: str, ctx: ContextDep, officer: OfficerDep, response: Response) -> DossierPublic:
+    """Một hồ sơ: bước hiện tại, hạn, tình trạng đúng hạn đến nay / one dossier; ETag = version."""
+    dossier = load_visible(ctx, officer, code)
+    response.headers["ETag"] = etag_of(dossier)
+    return to_public(ctx, dossier)
+
+
+@router.post(
+    "/{code}/events/{event}",
+    response_model=DossierPublic,
+    responses=problems(401, 403, 404, 409, 412, 422, 428),
+)
+def send_event(
+    code: str,
+    event: Event,
+    ctx: ContextDep,
+    officer: OfficerDep,
+    body: EventIn | None = None,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", max_length=64, description='ETag, e.g. "3"')
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Một sự kiện của vòng đời hồ sơ / one lifecycle event. ``If-Match`` is required (428);
+    a stale one answers 412."""
+    assert event in EVENTS
+    payload = body or EventIn()
+    expected = parse_if_match(if_match)
+
+    def handle() -> tuple[int, Any, dict[str, str]]:
+        load_visible(ctx, officer, code)
+        dossier = act(
+            ctx,
+            officer.actor,
+            code,
+            event,
+            expected,
+            reason=payload.reason,
+            decision_ref=payload.decision_ref,
+            new_appointment=payload.new_appointment,
+        )
+        return 200, to_public(ctx, dossier), _headers(dossier)
+
+    return run_once(
+        ctx,
+        officer,
+        idempotency_key,
+        f"POST /api/v1/dossiers/{code}/events/{event}",
+        f"{expected}\n{payload.model_dump_json()}",
+        handle,
+    )
+
+
+@router.get("/{code}/slip", response_model=SlipPublic, responses=problems(401, 403, 404))
+def slip(code: str, ctx: ContextDep, officer: OfficerDep) -> SlipPublic:
+    """Phiếu kiểm soát quá trình giải quyết hồ sơ (Form 05): each handoff and its timeliness."""
+    load_visible(ctx, officer, code)
+    s = control_slip(ctx, code)
+    d = s.dossier
+    names = s.unit_names
+    coordinating = sorted(set(d.step_units.values()) - {d.competent_agency, d.receiving_unit})
+    return SlipPublic(
+        code=d.code,
+        applicant_name=d.applicant_name,
+        procedure_code=d.procedure_code,
+        competent_agency=d.competent_agency,
+        coordinating_agencies=coordinating,
+        received_at=d.received_at,
+        appointment_at=d.appointment_at,
+        timeliness=d.timeliness,
+        rows=[
+            SlipRowPublic(
+                seq=r.seq,
+                event=r.event,
+                label=r.label,
+                at=r.at,
+                from_unit=r.from_unit,
+                from_unit_name=names.get(r.from_unit or ""),
+                to_unit=r.to_unit,
+                to_unit_name=names.get(r.to_unit or ""),
+                giver=r.giver,
+                step_id=r.step_id,
+                step_due_at=r.step_due_at,
+                result=r.result,
+                note=r.note,
+            )
+            for r in s.rows
+        ],
+    )
