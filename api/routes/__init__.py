@@ -5,3 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 ROUTERS: list[APIRouter] = []
+
+from api.routes import documents as _documents  # noqa: E402
+
+ROUTERS.append(_documents.router)
