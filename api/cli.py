@@ -212,3 +212,10 @@ app.add_typer(_report_app, name="report")
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+from api import cli_workflows as _wf  # noqa: E402
+
+app.command("worker")(_wf.worker_cmd)
+app.command("fake-agency")(_wf.fake_agency_cmd)
+app.add_typer(_wf.outbox_app, name="outbox")
+app.add_typer(_wf.portal_app, name="portal")

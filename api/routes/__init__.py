@@ -9,3 +9,7 @@ ROUTERS: list[APIRouter] = []
 from api.routes import documents as _documents  # noqa: E402
 
 ROUTERS.append(_documents.router)
+
+from api.routes import callbacks as _callbacks  # noqa: E402
+
+ROUTERS.append(_callbacks.router)
