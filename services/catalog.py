@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.errors import CatalogError
+from services.fees import FeeSchedule
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 
@@ -93,6 +94,7 @@ class ProcedureVersion(_Strict):
     time_limit: HalfDays  # working days; 0 = same-day procedure
     fee: str = ""
     fee_amount: int = Field(default=0, ge=0)  # đồng, the base fee
+    fees: FeeSchedule | None = None  # the fee schedule (services/fees.py), when modelled
     components: list[Component] = Field(min_length=1)
     process: list[ProcessStep] = Field(min_length=1)
     require_digitized: Literal["off", "warn", "block"] = "off"
