@@ -176,9 +176,7 @@ class FeedbackNotFound(DomainError):
     http_status: ClassVar[int] = 404
 
     def __init__(self, code: str) -> None:
-        super().__init__(
-            f"Không tìm thấy phản ánh, kiến nghị {code}", f"Feedback {code} not found"
-        )
+        super().__init__(f"Không tìm thấy phản ánh, kiến nghị {code}", f"Feedback {code} not found")
 
 
 class StaleFeedback(DomainError):
@@ -228,9 +226,7 @@ def _agency_for(ctx: Context, data: FeedbackIn) -> str:
     return DEFAULT_AGENCY
 
 
-def submit_feedback(
-    ctx: Context, data: FeedbackIn, *, actor: Actor | None = None
-) -> FeedbackItem:
+def submit_feedback(ctx: Context, data: FeedbackIn, *, actor: Actor | None = None) -> FeedbackItem:
     """Receive a feedback item: its code, its clock (15 working days) and the first step's due."""
     process = default_process()
     now = ctx.clock.now()
@@ -438,9 +434,7 @@ def act_on_feedback(
             state = process.state(to_state)
             item.step_entered_at = now
             item.step_due_at = (
-                calendar.due_after_step_start(now, state.share)
-                if state.share is not None
-                else None
+                calendar.due_after_step_start(now, state.share) if state.share is not None else None
             )
             if state.final:
                 item.finished_at = now

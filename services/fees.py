@@ -228,9 +228,7 @@ def _counter_of(actor: Actor, dossier: Dossier) -> None:
 
 
 def charge_of(session: Session, dossier_id: int) -> DossierCharge | None:
-    return session.exec(
-        select(DossierCharge).where(DossierCharge.dossier_id == dossier_id)
-    ).first()
+    return session.exec(select(DossierCharge).where(DossierCharge.dossier_id == dossier_id)).first()
 
 
 def assess_fee(ctx: Context, actor: Actor, code: str, data: FeeInput) -> DossierCharge:
@@ -373,8 +371,7 @@ def _require_paid(ctx: Context, code: str, event: str) -> None:
             f"Hồ sơ {code} chờ nộp lệ phí {charge.amount:,} đồng trước khi {what_vi}".replace(
                 ",", "."
             ),
-            f"Dossier {code} waits for the fee of {charge.amount:,} VND before it can be "
-            f"{what_en}",
+            f"Dossier {code} waits for the fee of {charge.amount:,} VND before it can be {what_en}",
         )
 
 
