@@ -32,7 +32,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from statemachine.exceptions import TransitionNotAllowed
 
-from services.catalog import CATALOG_DIR
+from services.catalog import CATALOG_DIR, HalfDays
 from services.clock import timeliness
 from services.context import Context
 from services.errors import CatalogError, DomainError, InvalidInput, TransitionRejected
@@ -77,9 +77,9 @@ class _Strict(BaseModel):
 
 
 class ProcessLimits(_Strict):
-    handling: Decimal = Field(gt=0, multiple_of=Decimal("0.5"))
-    rejection: Decimal = Field(gt=0, multiple_of=Decimal("0.5"))
-    information_request: Decimal = Field(gt=0, multiple_of=Decimal("0.5"))
+    handling: HalfDays
+    rejection: HalfDays
+    information_request: HalfDays
 
 
 class ProcessState(_Strict):
@@ -88,7 +88,7 @@ class ProcessState(_Strict):
     name_en: str
     initial: bool = False
     final: bool = False
-    share: Decimal | None = Field(default=None, ge=0, multiple_of=Decimal("0.5"))
+    share: HalfDays | None = None
 
 
 class ProcessTransition(_Strict):
