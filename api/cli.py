@@ -219,3 +219,8 @@ app.command("worker")(_wf.worker_cmd)
 app.command("fake-agency")(_wf.fake_agency_cmd)
 app.add_typer(_wf.outbox_app, name="outbox")
 app.add_typer(_wf.portal_app, name="portal")
+
+from api import cli_feedback as _fb  # noqa: E402
+
+app.command("fake-gateway")(_fb.fake_gateway)
+app.add_typer(_fb.feedback_app, name="feedback")
