@@ -30,7 +30,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from services.errors import DomainError, InvalidInput
-from services.fees import ChargeNotFound, _after_payment, _dossier, charge_of, mark_paid
+from services.fees import (
+    ChargeNotFound,
+    _after_payment,
+    _counter_of,
+    _dossier,
+    charge_of,
+    mark_paid,
+)
 from states.lifecycle import Actor
 from storage.models_feedback import DossierCharge, Payment, PaymentCallback
 
@@ -173,6 +180,7 @@ def request_online_payment(
     now = ctx.clock.now()
     with ctx.uow() as uow:
         dossier = _dossier(uow.session, code)
+        _counter_of(actor, dossier)
         charge = charge_of(uow.session, dossier.id)  # type: ignore[arg-type]
         if charge is None:
             raise ChargeNotFound(code)

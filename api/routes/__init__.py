@@ -13,3 +13,9 @@ ROUTERS.append(_documents.router)
 from api.routes import callbacks as _callbacks  # noqa: E402
 
 ROUTERS.append(_callbacks.router)
+
+from api.routes import feedback as _feedback  # noqa: E402
+from api.routes import payments as _payments  # noqa: E402
+
+ROUTERS.append(_feedback.router)
+ROUTERS.append(_payments.router)
