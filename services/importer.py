@@ -196,7 +196,9 @@ def _one_line(
             transaction = connection.begin()
             try:
                 exists = connection.execute(
-                    select(Dossier.id).where(Dossier.external_ref == line.ref)  # type: ignore[arg-type]
+                    select(Dossier.__table__.c.id).where(  # type: ignore[attr-defined]
+                        Dossier.__table__.c.external_ref == line.ref  # type: ignore[attr-defined]
+                    )
                 ).first()
                 if exists is not None:
                     transaction.rollback()
@@ -268,7 +270,7 @@ def _replay(ctx: Context, connection: Any, line: ImportLine) -> str:
         dossier = submit_dossier(line_ctx, counter, data)
     for index, event in enumerate(events, start=1):
         clock.set(event.at.astimezone(TZ))
-        actor = _actor(ctx, dossier, event)
+        actor = actor_for(ctx, dossier, event.event, event.role)
         reason = event.reason or (DEFAULT_REASON if event.event in _NEEDS_REASON else None)
         try:
             dossier = act(
@@ -291,13 +293,12 @@ def _replay(ctx: Context, connection: Any, line: ImportLine) -> str:
     return dossier.code
 
 
-def _actor(ctx: Context, dossier: Dossier, event: ImportEvent) -> Actor:
-    """The officer who sends ``event`` where the dossier stands (see the module docstring)."""
+def actor_for(ctx: Context, dossier: Dossier, name: str, role: str) -> Actor:
+    """The officer who sends event ``name`` where the dossier stands (module docstring)."""
     version = procedure_of(ctx, dossier)
     steps = {step.id: step for step in version.process}
     last = version.process[-1]
     status = dossier.status
-    name = event.event
     if name in ("supplement", "withdraw", "return_result", "refuse") or (
         name == "request_supplement" and status in (SUBMITTED, AWAITING_SUPPLEMENT)
     ):
@@ -305,16 +306,16 @@ def _actor(ctx: Context, dossier: Dossier, event: ImportEvent) -> Actor:
     if name in ("approve", "reject"):
         return Actor(f"import.{last.role}", last.role, dossier.step_units[last.id])
     if name == "mark_result_ready":
-        if event.role == "counter":
+        if role == "counter":
             return Actor("import.counter", "counter", dossier.receiving_unit)
-        role = "specialist" if event.role == "specialist" else "leader"
+        role = "specialist" if role == "specialist" else "leader"
         return Actor(f"import.{role}", role, dossier.step_units[last.id])
     if name == "extend":
         unit = dossier.step_units[status] if status in steps else dossier.step_units[last.id]
         return Actor("import.leader", "leader", unit)
     if status in steps:
         step = steps[status]
-        role = "system" if event.role == "system" and step.inter_agency else step.role
+        role = "system" if role == "system" and step.inter_agency else step.role
         return Actor(f"import.{role}", role, dossier.step_units[status])
     # the machine will explain why the event does not fit here
-    return Actor(f"import.{event.role}", event.role, dossier.current_unit or dossier.receiving_unit)
+    return Actor(f"import.{role}", role, dossier.current_unit or dossier.receiving_unit)

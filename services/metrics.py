@@ -333,7 +333,8 @@ def snapshot_day(session: Session, day: date, *, calendar: WorkingCalendar | Non
     for key, values in counts.items():
         if not any(values):
             continue
-        row = MetricsDaily(day=day, **dict(zip(_SNAPSHOT_COLUMNS.values(), key, strict=True)))
+        dims: dict[str, Any] = dict(zip(_SNAPSHOT_COLUMNS.values(), key, strict=True))
+        row = MetricsDaily(day=day, **dims)
         for name, value in zip(COUNTS, values, strict=True):
             setattr(row, name, value)
         session.add(row)
@@ -361,10 +362,7 @@ def refresh_snapshots(
     if not force:
         done = set(
             session.execute(
-                select(MetricsDay.day).where(
-                    MetricsDay.day >= start,  # type: ignore[arg-type]
-                    MetricsDay.day <= last,  # type: ignore[arg-type]
-                )
+                select(_md().day).where(_md().day >= start, _md().day <= last)
             ).scalars()
         )
     computed = 0
@@ -375,6 +373,10 @@ def refresh_snapshots(
             computed += 1
         day += timedelta(days=1)
     return computed
+
+
+def _md() -> Any:
+    return MetricsDay.__table__.c  # type: ignore[attr-defined]
 
 
 def invalidate_snapshots(session: Session, since: date) -> None:
