@@ -11,6 +11,7 @@ same outbox row skips what was already sent. Mailboxes of units and officers are
 from __future__ import annotations
 
 import contextlib
+import email.policy
 import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -287,7 +288,7 @@ class Notifier:
         todo = [r for r in dict.fromkeys(recipients) if r and r not in sent]
         if not todo:
             return
-        message = EmailMessage()
+        message = EmailMessage(policy=email.policy.SMTPUTF8)
         message["From"] = self.config.mail_from
         message["To"] = ", ".join(todo)
         message["Subject"] = subject
@@ -299,11 +300,17 @@ class Notifier:
             with smtplib.SMTP(
                 self.config.smtp_host, self.config.smtp_port, timeout=self.config.timeout_s
             ) as smtp:
+                smtp.ehlo()
                 if self.config.smtp_starttls:
                     smtp.starttls()
+                    smtp.ehlo()
                 if self.config.smtp_user:
                     smtp.login(self.config.smtp_user, self.config.smtp_password or "")
-                smtp.send_message(message)
+                if smtp.has_extn("smtputf8"):  # UTF-8 headers as they are
+                    smtp.send_message(message, mail_options=["SMTPUTF8"])
+                else:  # RFC 2047 encoded words
+                    message.policy = email.policy.default
+                    smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"SMTP: {type(error).__name__}: {error}") from None
         for recipient in todo:
