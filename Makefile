@@ -18,7 +18,7 @@ services:
 	@bash .ci/services
 
 run: setup
-	.venv/bin/motcua demo --days 30 --seed 1
+	.venv/bin/motcua serve --demo --host 127.0.0.1 --port 8000
 
 test: setup services
 	.venv/bin/python -m pytest -q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 import typer
@@ -26,10 +27,20 @@ def serve(
     from api.deps import open_context
     from services.demo import DEMO_PASSWORD, ensure_supervisors, run_demo
     from services.directory import sync_catalog
-    from services.settings import get_settings
+    from services.settings import Settings, get_settings
     from storage.models import Dossier, User
 
     settings = get_settings()
+    if settings.secret_key == Settings.model_fields["secret_key"].default:
+        # embedded default: a random signing key kept in the data folder (git-ignored)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = settings.data_dir / "secret_key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+            key_file.chmod(0o600)
+        settings = settings.model_copy(
+            update={"secret_key": key_file.read_text(encoding="utf-8").strip()}
+        )
     ctx = open_context(settings)
     sync_catalog(ctx)
     with ctx.uow() as uow:

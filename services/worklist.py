@@ -74,6 +74,7 @@ class DossierFilter:
     due_before: datetime | None = None
     late_only: bool = False  # finished late, or still open past the due instant
     current_unit: str | None = None
+    open_only: bool = False  # not returned, refused nor withdrawn
 
 
 def list_dossiers(
@@ -98,6 +99,8 @@ def list_dossiers(
         query = query.where(Dossier.procedure_code == filters.procedure)
     if filters.status:
         query = query.where(Dossier.status == filters.status)
+    if filters.open_only:
+        query = query.where(col(Dossier.status).not_in(list(FINAL_STATES)))
     if filters.current_unit:
         query = query.where(Dossier.current_unit == filters.current_unit)
     if filters.due_before:

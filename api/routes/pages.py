@@ -27,7 +27,7 @@ from services.lookup import lookup
 from services.ratings import rate
 from services.slip import control_slip
 from services.worklist import DossierFilter, list_dossiers
-from states.events import EVENTS, FINAL_STATES, STATE_LABELS
+from states.events import EVENTS, STATE_LABELS
 from storage.models import TZ
 
 router = APIRouter(include_in_schema=False)
@@ -300,12 +300,11 @@ def worklist(
             status=status or None,
             late_only=late_only,
             current_unit=None if province_wide else officer.unit_code,
+            open_only=not status,
         ),
         limit=300,
         order="due",
     )
-    if not status:
-        rows = [d for d in rows if d.status not in FINAL_STATES]
     statuses = sorted({d.status for d in rows} | ({status} if status else set()))
     labels = [(s, STATE_LABELS.get(s, (s, s))[0]) for s in statuses]
     unit = ctx.catalog.units.get(officer.unit_code)
