@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     minio_secure: bool = False
     minio_region: str = "us-east-1"
     minio_object_lock: bool = False  # create the bucket with object lock (retention)
+    minio_part_size_mib: int = 5  # multipart part size (S3 minimum 5): memory per upload
+    minio_parallel_uploads: int = 2  # parts in flight per upload
     document_max_file_mib: int = 2048  # per uploaded file
     document_max_dossier_mib: int = 4096  # all current documents of one dossier
     document_retention_days: int = 0  # object-lock retention on stored scans; 0 = none

@@ -44,7 +44,7 @@ from storage.objects import LocalStore, MinioStore, ObjectStore
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 BLOCK = 1024 * 1024
-PIPE_BLOCKS = 8  # at most 8 MiB of request body waiting for the store
+PIPE_BLOCKS = 4  # at most 4 MiB of request body waiting for the store
 
 
 # ------------------------------------------------------------------------------ store factory
@@ -61,6 +61,8 @@ def _store(
     secure: bool,
     region: str,
     object_lock: bool,
+    part_size_mib: int,
+    parallel_uploads: int,
 ) -> ObjectStore:
     if kind == "local":
         from pathlib import Path
@@ -70,7 +72,8 @@ def _store(
         raise ValueError(f"MOTCUA_OBJECT_STORE must be 'local' or 'minio', not {kind!r}")
     store = MinioStore.connect(
         endpoint, access_key, secret_key, bucket, secure=secure, region=region,
-        object_lock=object_lock,
+        object_lock=object_lock, part_size=part_size_mib * 1024 * 1024,
+        parallel_uploads=parallel_uploads,
     )  # fmt: skip
     store.ensure_bucket()
     return store
@@ -88,6 +91,8 @@ def object_store_for(settings: Settings) -> ObjectStore:
         settings.minio_secure,
         settings.minio_region,
         settings.minio_object_lock,
+        settings.minio_part_size_mib,
+        settings.minio_parallel_uploads,
     )
 
 
