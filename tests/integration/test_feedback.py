@@ -3,10 +3,7 @@ the Decision 766 feedback figures equal a count over the rows."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import select
+from typer.testing import CliRunner
 
+from api import cli
 from api.app import create_app
 from services.clock import TZ, FixedClock, timeliness
 from services.context import Context
@@ -34,7 +33,7 @@ from services.feedback import (
     submit_feedback,
 )
 from services.indicators_feedback import feedback_indicators, rate
-from services.settings import Settings
+from services.settings import Settings, get_settings
 from states.lifecycle import Actor
 from storage.models_feedback import FeedbackItem
 
@@ -301,7 +300,12 @@ def officer_post(client: TestClient, code: str, event: str, **form: str) -> None
 
 
 def test_public_page_and_officer_pages_end_to_end(
-    client: TestClient, ctx: Context, clock: FixedClock, engine: Engine, tmp_path: Path
+    client: TestClient,
+    ctx: Context,
+    clock: FixedClock,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     at(clock, "2025-03-03T08:00:00+07:00")
     page = client.get("/phan-anh")
@@ -355,17 +359,18 @@ def test_public_page_and_officer_pages_end_to_end(
     assert [a["code"] for a in api] == [code]
     assert get_feedback(ctx, code).timeliness == "early"
 
-    # the report prints what a count over the rows gives
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOTCUA_")} | {
-        "MOTCUA_DATA_DIR": str(tmp_path),
-        "MOTCUA_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-    }
-    report = subprocess.run(
-        [str(Path(sys.executable).parent / "motcua"), "feedback", "report",
-         "--from", "2025-03-01", "--to", "2025-03-31", "--format", "csv"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert report.returncode == 0, report.stderr
+    # the report prints what a count over the rows gives (the CLI, in process)
+    monkeypatch.setenv("MOTCUA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MOTCUA_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        report = CliRunner().invoke(
+            cli.app,
+            ["feedback", "report", "--from", "2025-03-01", "--to", "2025-03-31", "--format", "csv"],
+        )
+    finally:
+        get_settings.cache_clear()
+    assert report.exit_code == 0, report.output
     lines = report.stdout.splitlines()
     assert lines[0].startswith("agency,all_in_scope,early,on_time,late,dissatisfied")
     assert lines[1] == f"{JUSTICE},1,1,0,0,0,100.00,100.00,6.00,6.00"
