@@ -239,7 +239,7 @@ def receive_answer(ctx: Context, unit_code: str, answer: AgencyAnswerIn) -> Answ
     """Apply an agency's (already authenticated) answer exactly once per answer id."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
-        uow.get_dossier(answer.dossier_code)  # DossierNotFound before anything is stored
+        current = uow.get_dossier(answer.dossier_code)  # DossierNotFound before storing
         existing = uow.session.exec(
             select(AgencyAnswer).where(
                 AgencyAnswer.unit_code == unit_code, AgencyAnswer.answer_id == answer.answer_id
@@ -262,9 +262,7 @@ def receive_answer(ctx: Context, unit_code: str, answer: AgencyAnswerIn) -> Answ
             except IntegrityError:
                 existing = None  # the same answer, arriving twice at once: fall through
         elif existing.status == "applied":
-            with ctx.uow() as uow2:
-                dossier = uow2.get_dossier(answer.dossier_code)
-            return AnswerResult("duplicate", dossier.code, dossier.status)
+            return AnswerResult("duplicate", current.code, current.status)
 
     actor = system_actor(unit_code)
     status: Literal["applied", "duplicate"] = "applied"
