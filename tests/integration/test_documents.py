@@ -109,7 +109,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, s3_endpoint: S3Endpoin
 
 def new_dossier(
     ctx: Context, *, id_number: str | None = ID_NUMBER, then: str | None = "receive",
-    channel: str = "counter",
+    channel: str = "counter", reason: str | None = None,
 ) -> Dossier:  # fmt: skip
     return submit_dossier(
         ctx,
@@ -122,6 +122,7 @@ def new_dossier(
             components=["request_form", "applicant_id"],
         ),
         then=then,  # type: ignore[arg-type]
+        reason=reason,
     )
 
 
