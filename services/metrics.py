@@ -322,11 +322,14 @@ _SNAPSHOT_COLUMNS = {
 }
 
 
+BEGINNING = date(2000, 1, 1)  # before any dossier: cumulated flows count from here
+
+
 def snapshot_day(session: Session, day: date, *, calendar: WorkingCalendar | None = None) -> int:
-    """(Re)compute the snapshot of one closed day: its flows and the stocks at its end, per
-    (unit, agency, procedure, level, channel, field). Returns the number of rows written. The
-    caller commits."""
-    counts = grouped_counts(session, day, day, SNAPSHOT_DIMS, calendar=calendar)
+    """(Re)compute the snapshot of one closed day per (unit, agency, procedure, level, channel,
+    field): the flows cumulated from the beginning to the day's end and the stocks at its end,
+    by :func:`grouped_counts` itself. Returns the number of rows written. The caller commits."""
+    counts = grouped_counts(session, BEGINNING, day, SNAPSHOT_DIMS, calendar=calendar)
     session.execute(delete(MetricsDaily).where(MetricsDaily.day == day))  # type: ignore[arg-type]
     session.execute(delete(MetricsDay).where(MetricsDay.day == day))  # type: ignore[arg-type]
     written = 0
@@ -336,12 +339,30 @@ def snapshot_day(session: Session, day: date, *, calendar: WorkingCalendar | Non
         dims: dict[str, Any] = dict(zip(_SNAPSHOT_COLUMNS.values(), key, strict=True))
         row = MetricsDaily(day=day, **dims)
         for name, value in zip(COUNTS, values, strict=True):
-            setattr(row, name, value)
+            setattr(row, name if name in STOCKS else f"cum_{name}", value)
         session.add(row)
         written += 1
     session.add(MetricsDay(day=day, rows=written, computed_at=datetime.now(TZ)))
     session.flush()
     return written
+
+
+def ensure_snapshots(
+    session: Session,
+    days: Iterable[date],
+    *,
+    today: date,
+    calendar: WorkingCalendar | None = None,
+) -> int:
+    """Compute the missing snapshots among ``days`` (closed days only: before ``today``).
+    Returns the number computed. The caller commits."""
+    wanted = {day for day in days if day < today}
+    if not wanted:
+        return 0
+    done = set(session.execute(select(_md().day).where(_md().day.in_(wanted))).scalars())
+    for day in sorted(wanted - done):
+        snapshot_day(session, day, calendar=calendar)
+    return len(wanted - done)
 
 
 def refresh_snapshots(
@@ -351,28 +372,11 @@ def refresh_snapshots(
     *,
     today: date,
     calendar: WorkingCalendar | None = None,
-    force: bool = False,
 ) -> int:
-    """The snapshot flow: make sure every closed day (before ``today``) in [start, end] has its
-    snapshot. Returns the number of days computed. The caller commits."""
-    last = min(end, today - timedelta(days=1))
-    if last < start:
-        return 0
-    done: set[date] = set()
-    if not force:
-        done = set(
-            session.execute(
-                select(_md().day).where(_md().day >= start, _md().day <= last)
-            ).scalars()
-        )
-    computed = 0
-    day = start
-    while day <= last:
-        if day not in done:
-            snapshot_day(session, day, calendar=calendar)
-            computed += 1
-        day += timedelta(days=1)
-    return computed
+    """The snapshot flow: every closed day in [start, end] gets its snapshot (run once a day for
+    yesterday). Returns the number of days computed. The caller commits."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return ensure_snapshots(session, days, today=today, calendar=calendar)
 
 
 def _md() -> Any:
@@ -393,19 +397,32 @@ def _snapshot_filter(filters: Filters) -> list[Any]:
 def _snapshot_counts(
     session: Session, start: date, end: date, by: Grouping, filters: Filters
 ) -> dict[tuple[str, ...], list[int]]:
-    """Flows summed over [start, end] and stocks of day ``end`` from the snapshot table."""
+    """Flows over [start, end] = cumulated at ``end`` − cumulated at ``start - 1``; stocks of
+    day ``end``: two days of snapshot rows, whatever the period's length."""
     c = MetricsDaily.__table__.c  # type: ignore[attr-defined]
     key = getattr(c, _SNAPSHOT_COLUMNS[by])
+    before = start - timedelta(days=1)
     statement = (
         select(
             key,
-            *(func.coalesce(func.sum(getattr(c, name)), 0) for name in FLOWS),
+            *(
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (c.day == end, getattr(c, f"cum_{name}")),
+                            else_=-getattr(c, f"cum_{name}"),
+                        )
+                    ),
+                    0,
+                )
+                for name in FLOWS
+            ),
             *(
                 func.coalesce(func.sum(case((c.day == end, getattr(c, name)), else_=0)), 0)
                 for name in STOCKS
             ),
         )
-        .where(c.day >= start, c.day <= end, *_snapshot_filter(filters))
+        .where(c.day.in_((before, end)), *_snapshot_filter(filters))
         .group_by(key)
     )
     result: dict[tuple[str, ...], list[int]] = {}
@@ -500,7 +517,8 @@ def fast_counts(
     closed_end = min(end, today - timedelta(days=1))
     counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * len(COUNTS))
     if start <= closed_end:
-        if refresh_snapshots(session, start, closed_end, today=today, calendar=calendar):
+        boundaries = (start - timedelta(days=1), closed_end)
+        if ensure_snapshots(session, boundaries, today=today, calendar=calendar):
             session.commit()
         for key, values in _snapshot_counts(session, start, closed_end, by, filters).items():
             counts[key] = list(values)
@@ -567,14 +585,48 @@ def trend(
     now: datetime,
     calendar: WorkingCalendar | None = None,
 ) -> list[tuple[date, date, OnTimeRow]]:
-    """Totals per period bucket (day, week, month, quarter, year)."""
-    result = []
-    for first, last in period_buckets(start, end, period):
-        counts = fast_counts(session, first, last, "level", filters, now=now, calendar=calendar)
-        row = OnTimeRow(
-            f"{first}", *(sum(v[i] for v in counts.values()) for i in range(len(COUNTS)))
+    """Totals per period bucket (day, week, month, quarter, year): one query over the snapshot
+    rows of the buckets' boundary days, plus the open days' delta for a bucket reaching today."""
+    today = now.astimezone(TZ).date()
+    buckets = period_buckets(start, end, period)
+    needed: set[date] = set()
+    for first, last in buckets:
+        closed_end = min(last, today - timedelta(days=1))
+        if first <= closed_end:
+            needed.update((first - timedelta(days=1), closed_end))
+    if ensure_snapshots(session, needed, today=today, calendar=calendar):
+        session.commit()
+    by_day: dict[date, dict[str, int]] = {}
+    if needed:
+        c = MetricsDaily.__table__.c  # type: ignore[attr-defined]
+        names = [f"cum_{n}" for n in FLOWS] + list(STOCKS)
+        statement = (
+            select(c.day, *(func.coalesce(func.sum(getattr(c, n)), 0) for n in names))
+            .where(c.day.in_(needed), *_snapshot_filter(filters))
+            .group_by(c.day)
         )
-        result.append((first, last, row))
+        for values in session.execute(statement).all():
+            by_day[values[0]] = dict(zip(names, (int(v) for v in values[1:]), strict=True))
+    zero = dict.fromkeys([f"cum_{n}" for n in FLOWS] + list(STOCKS), 0)
+    result = []
+    for first, last in buckets:
+        totals = dict.fromkeys(COUNTS, 0)
+        closed_end = min(last, today - timedelta(days=1))
+        if first <= closed_end:
+            after = by_day.get(closed_end, zero)
+            before = by_day.get(first - timedelta(days=1), zero)
+            for name in FLOWS:
+                totals[name] = after[f"cum_{name}"] - before[f"cum_{name}"]
+            for name in STOCKS:
+                totals[name] = after[name]
+        if last >= today:
+            open_part = _open_counts(
+                session, max(first, today), last, "level", filters, now, calendar
+            )
+            for index, name in enumerate(COUNTS):
+                value = sum(v[index] for v in open_part.values())
+                totals[name] = value if name in STOCKS else totals[name] + value
+        result.append((first, last, OnTimeRow(f"{first}", *(totals[n] for n in COUNTS))))
     return result
 
 
@@ -714,17 +766,16 @@ def dossiers_behind(
         statement = statement.limit(limit)
     found = list(session.execute(statement).scalars())
     if measure == "overdue":
-        found = [x for x in found if _is_overdue(session, x, hi, calendar)]
+        found = [x for x in found if is_overdue_at(session, x, hi, calendar)]
         if limit is not None:
             found = found[:limit]
     return found
 
 
-def _is_overdue(
+def is_overdue_at(
     session: Session, dossier: Dossier, hi: datetime, calendar: WorkingCalendar | None
 ) -> bool:
     """Overdue at ``hi`` for one dossier (replaying its events like the report does)."""
-    d = _dossier_columns()
     p = ProcedureVersionRow.__table__.c  # type: ignore[attr-defined]
     e = DossierEvent.__table__.c  # type: ignore[attr-defined]
     limit = session.execute(
@@ -746,5 +797,67 @@ def _is_overdue(
             paused = None
             if (ev.data or {}).get("due_at"):
                 due = datetime.fromisoformat(ev.data["due_at"])
-    del d
     return due < hi and (paused is None or due < paused)
+
+
+def due_soon(
+    session: Session,
+    now: datetime,
+    until: datetime,
+    filters: Filters = NO_FILTERS,
+    *,
+    limit: int = 50,
+) -> list[Dossier]:
+    """Open dossiers whose clock runs and whose due instant falls in [now, until), soonest first
+    (partial index ``ix_dossier_open_due``)."""
+    d = _dossier_columns()
+    statement = select(Dossier).where(
+        d.received_at.is_not(None),
+        d.result_ready_at.is_(None),
+        d.withdrawn_at.is_(None),
+        d.paused_at.is_(None),
+        d.due_at >= now,
+        d.due_at < until,
+        *_filter_conditions(filters),
+    )
+    if filters.field:
+        statement = _with_field(statement)
+    return list(session.execute(statement.order_by(d.due_at).limit(limit)).scalars())
+
+
+def overdue_now(
+    session: Session, now: datetime, filters: Filters = NO_FILTERS, *, limit: int = 50
+) -> list[Dossier]:
+    """Open dossiers overdue at ``now`` (a paused one only if it was overdue before the pause),
+    the longest overdue first."""
+    d = _dossier_columns()
+    statement = select(Dossier).where(
+        d.received_at.is_not(None),
+        d.result_ready_at.is_(None),
+        d.withdrawn_at.is_(None),
+        d.due_at < now,
+        or_(d.paused_at.is_(None), d.due_at < d.paused_at),
+        *_filter_conditions(filters),
+    )
+    if filters.field:
+        statement = _with_field(statement)
+    return list(session.execute(statement.order_by(d.due_at).limit(limit)).scalars())
+
+
+def finished_late(
+    session: Session, start: date, end: date, filters: Filters = NO_FILTERS, *, limit: int = 50
+) -> list[Dossier]:
+    """Dossiers finished late in the period, the latest first."""
+    lo, hi = period_bounds(start, end)
+    d = _dossier_columns()
+    statement = select(Dossier).where(
+        d.result_ready_at >= lo,
+        d.result_ready_at < hi,
+        d.timeliness == "late",
+        *_filter_conditions(filters),
+    )
+    if filters.field:
+        statement = _with_field(statement)
+    return list(
+        session.execute(statement.order_by(d.result_ready_at.desc()).limit(limit)).scalars()
+    )

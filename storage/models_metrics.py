@@ -12,9 +12,11 @@ from storage.models import Dossier, _dt
 
 
 class MetricsDaily(SQLModel, table=True):
-    """One closed day's counts per (receiving unit, agency, procedure, level, channel, field):
-    the day's flows (received, finished early/on time/late, withdrawn) and the stocks at the
-    day's end (in progress, overdue), computed by the one counting definition."""
+    """One closed day's counts per (receiving unit, agency, procedure, level, channel, field), by
+    the one counting definition: the flows *cumulated from the beginning* to the day's end
+    (received, finished early/on time/late, withdrawn — so a period's flows are the difference
+    of two days' rows, whatever its length) and the stocks at the day's end (in progress,
+    overdue)."""
 
     __tablename__ = "metrics_daily"
 
@@ -25,12 +27,12 @@ class MetricsDaily(SQLModel, table=True):
     level: str = Field(primary_key=True, max_length=16)
     channel: str = Field(primary_key=True, max_length=16)
     field: str = Field(primary_key=True, max_length=300)
-    received: int = 0
-    finished: int = 0
-    early: int = 0
-    on_time: int = 0
-    late: int = 0
-    withdrawn: int = 0
+    cum_received: int = 0
+    cum_finished: int = 0
+    cum_early: int = 0
+    cum_on_time: int = 0
+    cum_late: int = 0
+    cum_withdrawn: int = 0
     in_progress: int = 0
     overdue: int = 0
 
@@ -54,4 +56,12 @@ ix_dossier_open_due = Index(
     _dossier.c.due_at,
     postgresql_where=text(OPEN_WHERE),
     sqlite_where=text(OPEN_WHERE),
+)
+ix_dossier_refused_at = Index("ix_dossier_refused_at", _dossier.c.refused_at)
+MULTI_WHERE = "supplement_count > 1"
+ix_dossier_multi_supplement = Index(
+    "ix_dossier_multi_supplement",
+    _dossier.c.competent_agency,
+    postgresql_where=text(MULTI_WHERE),
+    sqlite_where=text(MULTI_WHERE),
 )

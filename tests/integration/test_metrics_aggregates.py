@@ -184,6 +184,7 @@ def _run(ctx: Context, seed: int, dossiers: int) -> None:
     for w in walks:
         _advance(ctx, clock, rng, w, second)
     _check(ctx, second, rng)
+    _check_trend(ctx, second)
 
 
 @settings(
@@ -211,3 +212,14 @@ def test_aggregates_equal_counts_over_the_rows_sqlite(seed: int) -> None:
 
 def test_aggregates_equal_counts_over_the_rows_postgresql(pg_ctx: Context) -> None:
     _run(pg_ctx, seed=20250129, dossiers=40)
+
+
+def _check_trend(ctx: Context, now: datetime) -> None:
+    from services.metrics import total, trend
+
+    with ctx.uow() as uow:
+        for period in ("day", "week", "month"):
+            start, end = date(2025, 1, 13), now.date() + timedelta(days=2)
+            for first, last, row in trend(uow.session, start, end, period, now=now):  # type: ignore[arg-type]
+                exact = total(on_time_report(uow.session, first, last, "unit"))
+                assert row.counts() == exact.counts(), (period, first, last)
