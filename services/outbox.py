@@ -140,10 +140,14 @@ def claim_batch(ctx: Context, worker: str, config: OutboxConfig) -> list[Claimed
         .order_by(_table.c.available_at, _table.c.id)
         .limit(config.batch_size)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite: the BEGIN IMMEDIATE lock
+        .cte("due_rows")
+        # evaluated once: inlined as "id IN (subquery)", PostgreSQL may rescan the subquery
+        # and claim more than ``batch_size`` rows
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     statement = (
         update(_table)
-        .where(_table.c.id.in_(candidates.scalar_subquery()), _due(now))
+        .where(_table.c.id == candidates.c.id, _due(now))
         .values(
             status=CLAIMED,
             claimed_by=worker,
