@@ -20,7 +20,10 @@ following an item by its code cannot be done by guessing the next number.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import io
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +51,7 @@ from states.feedback import (
 from states.lifecycle import Actor
 from storage.db import next_sequence
 from storage.models_feedback import FeedbackEvent, FeedbackItem
+from storage.objects import ObjectExists, ObjectStore
 
 PROCESS_FILE = CATALOG_DIR / "feedback_process.yaml"
 DEFAULT_AGENCY = "000.00.01.H37"  # the Provincial Public Administration Service Centre
@@ -520,6 +524,58 @@ def agency_worklist(
             statement = statement.where(col(FeedbackItem.finished_at).is_(None))
         statement = statement.order_by(col(FeedbackItem.due_at), col(FeedbackItem.id))
         return list(uow.session.exec(statement).all())
+
+
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+MAX_ATTACHMENTS = 3
+
+
+def attach_file(
+    ctx: Context, store: ObjectStore, code: str, name: str | None, data: bytes
+) -> FeedbackItem:
+    """Keep one attachment of a feedback item the way dossier documents are kept
+    (:mod:`services.documents`): type decided from the content (PDF, JPEG, PNG, TIFF), the key
+    from the content hash (``feedback/<code>/<sha256>``, never overwritten), the stored object's
+    size checked, and only then the row updated in one transaction. Public attachments are small
+    (≤ 10 MiB, at most 3), so they are read whole, not streamed."""
+    from services.documents import check_file_name, detect_type
+
+    name = check_file_name(name)
+    if not data:
+        raise InvalidInput("Tệp đính kèm rỗng", "The attachment is empty")
+    if len(data) > MAX_ATTACHMENT_BYTES:
+        raise InvalidInput("Tệp đính kèm vượt quá 10 MiB", "The attachment is larger than 10 MiB")
+    content_type = detect_type(data[:8192])
+    item = get_feedback(ctx, code)
+    if len(item.attachments) >= MAX_ATTACHMENTS:
+        raise InvalidInput(
+            f"Tối đa {MAX_ATTACHMENTS} tệp đính kèm", f"At most {MAX_ATTACHMENTS} attachments"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    key = f"feedback/{item.code}/{digest}"
+    with contextlib.suppress(ObjectExists):  # the same bytes are already kept under their hash
+        store.put(key, io.BytesIO(data), length=len(data), content_type=content_type)
+    if store.stat(key).size != len(data):
+        raise InvalidInput("Lưu tệp không thành công", "The attachment was not stored intact")
+    with ctx.uow() as uow:
+        row = _load(uow.session, item.code)
+        if any(a.get("sha256") == digest for a in row.attachments):
+            return row
+        row.attachments = [
+            *row.attachments,
+            {
+                "name": name,
+                "key": key,
+                "sha256": digest,
+                "size": len(data),
+                "content_type": content_type,
+                "at": ctx.clock.now().isoformat(),
+            },
+        ]
+        row.version += 1
+        uow.session.add(row)
+        uow.commit()
+    return row
 
 
 def category_label(category: str | None) -> tuple[str, str]:

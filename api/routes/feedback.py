@@ -11,21 +11,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.auth import MaybeOfficerDep, Officer, OfficerDep
 from api.deps import ContextDep
+from api.routes.documents import StoreDep
 from api.templating import templates
 from services.accounts import Forbidden
 from services.errors import DomainError
 from services.feedback import (
+    MAX_ATTACHMENT_BYTES,
     FeedbackEventName,
     FeedbackIn,
     act_on_feedback,
     agency_worklist,
     allowed_feedback_events,
+    attach_file,
     category_label,
     feedback_events,
     get_feedback,
@@ -269,19 +272,36 @@ def public_page(
     )
 
 
+def check_attachment(name: str | None, content: bytes) -> None:
+    """Refuse a bad attachment before the feedback is recorded."""
+    from services.documents import check_file_name, detect_type
+    from services.errors import InvalidInput
+
+    check_file_name(name)
+    if len(content) > MAX_ATTACHMENT_BYTES:
+        raise InvalidInput("Tệp đính kèm vượt quá 10 MiB", "The attachment is larger than 10 MiB")
+    detect_type(content[:8192])
+
+
 @router.post("/phan-anh", response_model=None, include_in_schema=False)
 def public_submit(
     request: Request,
     ctx: ContextDep,
     officer: MaybeOfficerDep,
+    store: StoreDep,
     author_name: Annotated[str, Form(max_length=200)],
     subject: Annotated[str, Form(max_length=300)],
     text: Annotated[str, Form(max_length=20_000)],
     author_contact: Annotated[str, Form(max_length=200)] = "",
     procedure_code: Annotated[str, Form(max_length=32)] = "",
     author_consent: Annotated[str, Form(max_length=8)] = "",
+    attachment: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     try:
+        content = b""
+        if attachment is not None and attachment.filename:
+            content = attachment.file.read(MAX_ATTACHMENT_BYTES + 1)
+            check_attachment(attachment.filename, content)
         data = FeedbackIn(
             author_name=author_name,
             author_contact=author_contact or None,
@@ -291,6 +311,8 @@ def public_submit(
             author_consent=bool(author_consent),
         )
         item = submit_feedback(ctx, data)
+        if content:
+            attach_file(ctx, store, item.code, attachment.filename if attachment else None, content)
     except (DomainError, ValueError) as error:
         message = error.message_vi if isinstance(error, DomainError) else "Dữ liệu chưa hợp lệ"
         procedures = sorted(ctx.catalog.procedures.values(), key=lambda p: p.code)
@@ -362,9 +384,26 @@ def officer_detail(
         "officer_detail",
         officer,
         item=FeedbackOfficerView.of_item(item),
+        attachments=item.attachments,
         events=feedback_events(ctx, code),
         notice=notice,
     )
+
+
+@router.get("/can-bo/phan-anh/{code}/tep/{sha256}", include_in_schema=False)
+def officer_attachment(
+    ctx: ContextDep, officer: OfficerDep, store: StoreDep, code: str, sha256: str
+) -> StreamingResponse:
+    """Tệp đính kèm của phản ánh (officers of the agency only)."""
+    item = _visible(officer, get_feedback(ctx, code))
+    for attached in item.attachments:
+        if attached.get("sha256") == sha256:
+            return StreamingResponse(
+                store.open(attached["key"]), media_type=attached["content_type"]
+            )
+    from api.errors import ResourceNotFound
+
+    raise ResourceNotFound("Không có tệp này", "No such attachment")
 
 
 @router.post("/can-bo/phan-anh/{code}/{event}", response_model=None, include_in_schema=False)

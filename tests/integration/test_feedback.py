@@ -3,6 +3,7 @@ the Decision 766 feedback figures equal a count over the rows."""
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -36,6 +37,7 @@ from services.indicators_feedback import feedback_indicators, rate
 from services.settings import Settings, get_settings
 from states.lifecycle import Actor
 from storage.models_feedback import FeedbackItem
+from storage.objects import LocalStore
 
 JUSTICE = "000.00.02.H37"
 HOME = "000.00.05.H37"
@@ -268,14 +270,23 @@ def test_indicators_equal_a_count_over_the_rows(ctx: Context, clock: FixedClock)
 PASSWORD = "mat-khau-thu"
 
 
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
 @pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
+def client(ctx: Context, tmp_path: Path) -> Iterator[TestClient]:
     hashed = hash_password(PASSWORD)
     for user in (COUNTER, SPECIALIST, LEADER):
         create_officer(
             ctx, user.username, user.username, user.role, user.unit_code, password_hash=hashed
         )
     app = create_app(ctx, Settings(secret_key="test-secret"))
+    app.state.object_store = LocalStore(tmp_path / "objects")
     with TestClient(app, client=("127.0.0.1", 50001)) as client:
         yield client
 
@@ -320,9 +331,10 @@ def test_public_page_and_officer_pages_end_to_end(
             "text": "Đề nghị giảm phí cho người cao tuổi",
             "author_consent": "1",
         },
+        files={"attachment": ("bien-lai.png", png_bytes(), "image/png")},
         follow_redirects=False,
     )
-    assert sent.status_code == 303
+    assert sent.status_code == 303, sent.text
     code = sent.headers["location"].split("/phan-anh/")[1].split("?")[0]
     follow = client.get(f"/phan-anh/{code}")
     assert follow.status_code == 200 and "Đã tiếp nhận" in follow.text
@@ -336,6 +348,18 @@ def test_public_page_and_officer_pages_end_to_end(
     assert code in listing.text
     detail = client.get(f"/can-bo/phan-anh/{code}")
     assert "Trần Thị Bình" in detail.text  # the agency's officers see the author
+    (attached,) = get_feedback(ctx, code).attachments
+    assert attached["key"] == f"feedback/{code}/{attached['sha256']}"
+    assert f"/tep/{attached['sha256']}" in detail.text
+    assert client.get(f"/can-bo/phan-anh/{code}/tep/{attached['sha256']}").content == png_bytes()
+    refused = client.post(
+        "/phan-anh",
+        data={"author_name": "X", "subject": "Y", "text": "Z"},
+        files={"attachment": ("virus.exe", b"MZ\x90\x00 not a document", "image/png")},
+    )
+    assert refused.status_code == 422  # the type comes from the content, not the name
+    with ctx.uow() as uow:
+        assert len(uow.session.exec(select(FeedbackItem)).all()) == 1  # nothing recorded
     officer_post(client, code, "classify", category="regulation", competent_agency=JUSTICE)
     sign_in(client, LEADER.username)
     officer_post(client, code, "assign", assignee=SPECIALIST.username)
