@@ -224,3 +224,7 @@ from api import cli_feedback as _fb  # noqa: E402
 
 app.command("fake-gateway")(_fb.fake_gateway)
 app.add_typer(_fb.feedback_app, name="feedback")
+
+from api.cli_documents import documents_app as _documents_app  # noqa: E402
+
+app.add_typer(_documents_app, name="documents")
