@@ -155,8 +155,16 @@ class FeedbackEventIn(BaseModel):
 
 @router.post("/api/v1/feedback", status_code=201, tags=["feedback"])
 def api_submit(ctx: ContextDep, body: FeedbackIn) -> FeedbackPublic:
-    """Gửi phản ánh, kiến nghị (anyone)."""
-    return FeedbackPublic.of(submit_feedback(ctx, body))
+    """Gửi phản ánh, kiến nghị (anyone; the channel is the public page)."""
+    data = body.model_copy(update={"channel": "web", "external_ref": None})
+    return FeedbackPublic.of(submit_feedback(ctx, data))
+
+
+@router.post("/api/v1/feedback/intake", status_code=201, tags=["feedback"])
+def api_intake(ctx: ContextDep, officer: OfficerDep, body: FeedbackIn) -> FeedbackOfficerView:
+    """Tiếp nhận tại quầy hoặc từ Cổng DVC quốc gia (officer; ``external_ref`` makes a resend
+    by the portal idempotent)."""
+    return FeedbackOfficerView.of_item(submit_feedback(ctx, body, actor=officer.actor))
 
 
 @router.get("/api/v1/feedback/published", tags=["feedback"])

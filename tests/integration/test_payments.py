@@ -306,3 +306,71 @@ def test_birth_registration_on_time_is_free_and_late_charges_the_fee(
         ctx, WARD_COUNTER, poor.code, FeeInput(event_date=date(2024, 1, 1), group="poor_household")
     )
     assert (charge.amount, charge.status) == (0, "exempt")
+
+
+def test_fee_payment_and_feedback_over_the_http_api(ctx: Context, clock: FixedClock) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.directory import create_officer, hash_password
+
+    at(clock, "2025-03-03T09:00:00+07:00")
+    hashed = hash_password("mk")
+    create_officer(ctx, "quay_phuong", "Quầy phường", "counter", WARD, password_hash=hashed)
+    create_officer(ctx, "ld_stp", "Lãnh đạo", "leader", JUSTICE, password_hash=hashed)
+    app = create_app(ctx, Settings(secret_key="test-secret"))
+    with TestClient(app, client=("127.0.0.1", 50002)) as client:
+
+        def bearer(username: str) -> dict[str, str]:
+            answer = client.post(
+                "/api/v1/auth/token", json={"username": username, "password": "mk"}
+            )
+            assert answer.status_code == 200, answer.text
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        counter = bearer("quay_phuong")
+        dossier = certified_copy(ctx)
+        fee = client.post(
+            f"/api/v1/dossiers/{dossier.code}/fee", json={"pages": 3}, headers=counter
+        )
+        assert fee.status_code == 200 and fee.json()["amount"] == 5_000
+        blocked = client.post(
+            f"/api/v1/dossiers/{dossier.code}/return-when-paid", json={}, headers=counter
+        )
+        assert blocked.status_code == 409 and blocked.json()["code"] == "payment_required"
+        cash = client.post(
+            f"/api/v1/dossiers/{dossier.code}/payments/cash",
+            json={"receipt_number": "BL-9"},
+            headers=counter,
+        )
+        assert cash.status_code == 201 and cash.json()["status"] == "paid"
+        done = client.post(
+            f"/api/v1/dossiers/{dossier.code}/return-when-paid", json={}, headers=counter
+        )
+        assert done.status_code == 200 and done.json()["status"] == "returned"
+        assert client.get(f"/api/v1/dossiers/{dossier.code}/fee").status_code == 401
+
+        sent = client.post(
+            "/api/v1/feedback",
+            json={"author_name": "An", "subject": "Phí", "text": "…", "agency_code": JUSTICE,
+                  "channel": "portal", "external_ref": "spoofed"},
+        )  # fmt: skip
+        assert sent.status_code == 201
+        code = sent.json()["code"]
+        assert "author_name" not in sent.json()
+        leader = bearer("ld_stp")
+        event = client.post(
+            f"/api/v1/feedback/{code}/events/classify",
+            json={"category": "out_of_scope"},
+            headers=leader,
+        )
+        assert event.status_code == 200 and event.json()["allowed_events"]
+        refused = client.post(
+            f"/api/v1/feedback/{code}/events/assign", json={"assignee": "x"}, headers=leader
+        )
+        assert refused.status_code == 409 and refused.json()["rule"] == "out_of_scope"
+        other = client.get(f"/api/v1/feedback/{code}/officer", headers=counter)
+        assert other.status_code == 403  # another agency's officer
+        assert (
+            client.get(f"/api/v1/feedback/{code}/officer", headers=leader).json()["channel"]
+            == "web"
+        )
