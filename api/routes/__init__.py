@@ -19,3 +19,7 @@ from api.routes import payments as _payments  # noqa: E402
 
 ROUTERS.append(_feedback.router)
 ROUTERS.append(_payments.router)
+
+from api.routes import dashboard as _dashboard  # noqa: E402
+
+ROUTERS.append(_dashboard.router)
