@@ -30,8 +30,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from statemachine.exceptions import TransitionNotAllowed
 
@@ -219,6 +227,15 @@ class FeedbackIn(BaseModel):
     agency_code: str | None = None  # the agency the feedback is addressed to
     external_ref: str | None = Field(default=None, max_length=128)  # the portal's own id
 
+    @field_validator(
+        "author_contact", "procedure_code", "agency_code", "external_ref", mode="before"
+    )
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
 
 def _agency_for(ctx: Context, data: FeedbackIn) -> str:
     if data.agency_code:
@@ -272,7 +289,16 @@ def submit_feedback(ctx: Context, data: FeedbackIn, *, actor: Actor | None = Non
             ),
         )
         session.add(item)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # the same portal item, sent twice at once
+            if not data.external_ref:
+                raise
+            session.rollback()
+            existing = session.exec(
+                select(FeedbackItem).where(FeedbackItem.external_ref == data.external_ref)
+            ).one()
+            return existing
         who = actor or Actor("citizen", "citizen", "")
         session.add(
             FeedbackEvent(
