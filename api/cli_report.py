@@ -7,7 +7,8 @@ Contract (issue 6)::
 prints ``unit_code,received,finished,early,on_time,late,in_progress,overdue,on_time_rate``, one
 row per receiving unit sorted by code, ``on_time_rate`` with two decimals or empty when nothing
 was finished. ``--by procedure`` puts ``procedure_code`` first; ``--by agency`` ``agency_code``;
-``--by level|channel|field`` the name of the grouping. ``--by responsible-unit`` is the second
+``--by level|channel|field`` the name of the grouping; ``--by day|week|month|quarter|year``
+one row per period (``period_start,period_end,…``, the same counts). ``--by responsible-unit`` is the second
 report, lateness by the unit whose step ran over (header ``services.metrics.RESPONSIBLE_HEADER``).
 ``--format xlsx --out FILE`` writes the same table to a spreadsheet.
 """
@@ -48,6 +49,11 @@ class By(StrEnum):
     channel = "channel"
     field = "field"
     responsible_unit = "responsible-unit"
+    day = "day"
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
 
 
 class Format(StrEnum):
@@ -62,6 +68,7 @@ def on_time_table(ctx: Context, start: date, end: date, by: str) -> list[list[st
         format_rate,
         on_time_report,
         responsible_unit_report,
+        trend,
     )
 
     with ctx.uow() as uow:
@@ -83,6 +90,26 @@ def on_time_table(ctx: Context, start: date, end: date, by: str) -> list[list[st
                         str(r.late_dossiers),
                         str(r.inter_agency_steps_late),
                         format_rate(r.step_on_time_rate),
+                    ]
+                )
+            return table
+        if by in ("day", "week", "month", "quarter", "year"):
+            series = trend(
+                uow.session,
+                start,
+                end,
+                by,
+                now=ctx.clock.now(),
+                calendar=ctx.calendar,  # type: ignore[arg-type]
+            )
+            table = [["period_start", "period_end", *COLUMNS, "on_time_rate"]]
+            for first, last, row in series:
+                table.append(
+                    [
+                        first.isoformat(),
+                        last.isoformat(),
+                        *(str(getattr(row, c)) for c in COLUMNS),
+                        format_rate(row.on_time_rate),
                     ]
                 )
             return table

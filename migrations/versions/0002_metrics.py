@@ -27,12 +27,12 @@ def upgrade() -> None:
         sa.Column("level", sa.String(length=16), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("field", sa.String(length=300), nullable=False),
-        sa.Column("cum_received", sa.Integer(), nullable=False),
-        sa.Column("cum_finished", sa.Integer(), nullable=False),
-        sa.Column("cum_early", sa.Integer(), nullable=False),
-        sa.Column("cum_on_time", sa.Integer(), nullable=False),
-        sa.Column("cum_late", sa.Integer(), nullable=False),
-        sa.Column("cum_withdrawn", sa.Integer(), nullable=False),
+        sa.Column("received", sa.Integer(), nullable=False),
+        sa.Column("finished", sa.Integer(), nullable=False),
+        sa.Column("early", sa.Integer(), nullable=False),
+        sa.Column("on_time", sa.Integer(), nullable=False),
+        sa.Column("late", sa.Integer(), nullable=False),
+        sa.Column("withdrawn", sa.Integer(), nullable=False),
         sa.Column("in_progress", sa.Integer(), nullable=False),
         sa.Column("overdue", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
@@ -62,19 +62,8 @@ def upgrade() -> None:
         sqlite_where=sa.text(OPEN_WHERE),
     )
 
-    op.create_index("ix_dossier_refused_at", "dossier", ["refused_at"])
-    op.create_index(
-        "ix_dossier_multi_supplement",
-        "dossier",
-        ["competent_agency"],
-        postgresql_where=sa.text("supplement_count > 1"),
-        sqlite_where=sa.text("supplement_count > 1"),
-    )
-
 
 def downgrade() -> None:
-    op.drop_index("ix_dossier_multi_supplement", table_name="dossier")
-    op.drop_index("ix_dossier_refused_at", table_name="dossier")
     op.drop_index("ix_dossier_open_due", table_name="dossier")
     op.drop_index("ix_dossier_withdrawn_at", table_name="dossier")
     op.drop_index("ix_dossier_received_at", table_name="dossier")
