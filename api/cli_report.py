@@ -8,8 +8,9 @@ prints ``unit_code,received,finished,early,on_time,late,in_progress,overdue,on_t
 row per receiving unit sorted by code, ``on_time_rate`` with two decimals or empty when nothing
 was finished. ``--by procedure`` puts ``procedure_code`` first; ``--by agency`` ``agency_code``;
 ``--by level|channel|field`` the name of the grouping; ``--by day|week|month|quarter|year``
-one row per period (``period_start,period_end,…``, the same counts). ``--by responsible-unit`` is the second
-report, lateness by the unit whose step ran over (header ``services.metrics.RESPONSIBLE_HEADER``).
+one row per period (``period_start,period_end,…``, the same counts). ``--by responsible-unit``
+is the second report, lateness by the unit whose step ran over (header
+``services.metrics.RESPONSIBLE_HEADER``).
 ``--format xlsx --out FILE`` writes the same table to a spreadsheet.
 """
 
@@ -98,9 +99,9 @@ def on_time_table(ctx: Context, start: date, end: date, by: str) -> list[list[st
                 uow.session,
                 start,
                 end,
-                by,
+                by,  # type: ignore[arg-type]
                 now=ctx.clock.now(),
-                calendar=ctx.calendar,  # type: ignore[arg-type]
+                calendar=ctx.calendar,
             )
             table = [["period_start", "period_end", *COLUMNS, "on_time_rate"]]
             for first, last, row in series:

@@ -188,7 +188,7 @@ def _run(ctx: Context, seed: int, dossiers: int) -> None:
 
 
 @settings(
-    max_examples=6,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
