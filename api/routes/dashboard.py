@@ -18,7 +18,7 @@ from api.auth import MaybeOfficerDep, Officer, require_roles
 from api.deps import ContextDep
 from api.templating import templates
 from services.context import Context
-from services.errors import DomainError
+from services.errors import DomainError, InvalidInput
 from services.indicators766 import PROVINCE, score_card
 from services.metrics import (
     COUNTS,
@@ -40,6 +40,18 @@ SupervisorDep = Annotated[Officer, Depends(require_roles(*ROLES))]
 Measure = Literal[
     "received", "finished", "early", "on_time", "late", "in_progress", "overdue", "withdrawn"
 ]
+
+
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def _check_period(*days: date | None) -> None:
+    for day in days:
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(
+                f"Ngày {day} nằm ngoài khoảng {EARLIEST}–{LATEST}",
+                f"Date {day} is outside {EARLIEST}–{LATEST}",
+            )
 
 
 def _default_period(ctx: Context) -> tuple[date, date]:
@@ -103,6 +115,7 @@ def summary(
     procedure: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, Any]:
     """The dashboard's numbers for a period (default: this quarter up to today)."""
+    _check_period(start, end)
     default = _default_period(ctx)
     start, end = start or default[0], end or default[1]
     if end < start:
@@ -180,6 +193,7 @@ def behind(
     procedure: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, Any]:
     """The very dossiers counted in one cell of the table by agency (drill-down)."""
+    _check_period(start, end)
     filters = _filters(officer, level, agency, procedure)
     with ctx.uow() as uow:
         found = dossiers_behind(
@@ -207,6 +221,8 @@ def dashboard_page(
 ) -> Response:
     if officer is None:
         return RedirectResponse("/signin?next=/dashboard", status_code=303)
+    if any(d is not None and not EARLIEST <= d <= LATEST for d in (start, end)):
+        start = end = None
     if officer.role not in ROLES:
         return templates.TemplateResponse(
             request,
