@@ -17,12 +17,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -121,28 +124,31 @@ class AgencyDirectory:
         return secret
 
 
-def _dossier_data(ctx: Context, dossier_id: int | None) -> dict[str, Any]:
-    with ctx.uow() as uow:
-        dossier = uow.session.get(Dossier, dossier_id) if dossier_id is not None else None
-        if dossier is None:
-            raise PermanentDeliveryError(f"dossier {dossier_id} not found")
-        return {
-            "code": dossier.code,
-            "procedure_code": dossier.procedure_code,
-            "procedure_version": dossier.procedure_version,
-            "receiving_unit": dossier.receiving_unit,
-            "competent_agency": dossier.competent_agency,
-            "applicant": {
-                "name": dossier.applicant_name,
-                "id_number": dossier.applicant_id_number,
-                "address": dossier.applicant_address,
-            },
-            "components": dossier.components,
-            "request_summary": dossier.request_summary,
-            "received_at": dossier.received_at.isoformat() if dossier.received_at else None,
-            "step_due_at": dossier.step_due_at.isoformat() if dossier.step_due_at else None,
-            "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
-        }
+def _dossier_rows(ctx: Context, ids: list[int]) -> dict[int, Any]:
+    table = Dossier.__table__  # type: ignore[attr-defined]
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(sa_select(table).where(table.c.id.in_(ids))).all()
+    return {r.id: _dossier_data(r) for r in rows}
+
+
+def _dossier_data(dossier: Any) -> dict[str, Any]:
+    return {
+        "code": dossier.code,
+        "procedure_code": dossier.procedure_code,
+        "procedure_version": dossier.procedure_version,
+        "receiving_unit": dossier.receiving_unit,
+        "competent_agency": dossier.competent_agency,
+        "applicant": {
+            "name": dossier.applicant_name,
+            "id_number": dossier.applicant_id_number,
+            "address": dossier.applicant_address,
+        },
+        "components": dossier.components,
+        "request_summary": dossier.request_summary,
+        "received_at": dossier.received_at.isoformat() if dossier.received_at else None,
+        "step_due_at": dossier.step_due_at.isoformat() if dossier.step_due_at else None,
+        "due_at": dossier.due_at.isoformat() if dossier.due_at else None,
+    }
 
 
 class AgencyClient:
@@ -160,9 +166,30 @@ class AgencyClient:
         self.ctx = ctx
         self.directory = directory
         self.callback_base_url = callback_base_url.rstrip("/")
+        self._prepared: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         self.http = client or httpx.Client(
             timeout=timeout_s, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
         )
+
+    def prepare(self, items: Sequence[Claimed]) -> None:
+        """Read the dossiers of a batch in one query (each delivery then takes its own)."""
+        ids = sorted({i.dossier_id for i in items if i.dossier_id is not None})
+        if ids:
+            rows = _dossier_rows(self.ctx, ids)
+            with self._lock:
+                self._prepared = rows  # the previous batch's are dropped
+
+    def _dossier(self, dossier_id: int | None) -> dict[str, Any]:
+        if dossier_id is None:
+            raise PermanentDeliveryError("inter-agency row without a dossier")
+        with self._lock:
+            data = self._prepared.get(dossier_id)
+        if data is None:
+            data = _dossier_rows(self.ctx, [dossier_id]).get(dossier_id)
+        if data is None:
+            raise PermanentDeliveryError(f"dossier {dossier_id} not found")
+        return data
 
     def callback_url(self, unit_code: str) -> str:
         return f"{self.callback_base_url}/api/v1/callbacks/agency/{unit_code}"
@@ -182,7 +209,7 @@ class AgencyClient:
                 "unit": unit,
                 "step": item.payload.get("step"),
                 "event": item.payload.get("event"),
-                "dossier": _dossier_data(self.ctx, item.dossier_id),
+                "dossier": self._dossier(item.dossier_id),
                 "callback_url": self.callback_url(unit),
             },
             ensure_ascii=False,

@@ -12,6 +12,7 @@ are alerted (an outbox row of its own).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -188,6 +189,9 @@ class Dispatcher:
 
     deliverers: Mapping[str, Deliver]
     concurrency: int = 16
+    # optional per kind: called once with the batch's rows of that kind before delivery
+    # (e.g. to read all their dossiers in one query)
+    preparers: Mapping[str, Callable[[Sequence[Claimed]], None]] = field(default_factory=dict)
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def _one(self, item: Claimed) -> Outcome:
@@ -203,6 +207,12 @@ class Dispatcher:
         return Outcome(item)
 
     def deliver(self, items: Sequence[Claimed]) -> list[Outcome]:
+        for kind, prepare in self.preparers.items():
+            mine = [i for i in items if i.kind == kind]
+            if mine:
+                # preparing is an optimisation: a delivery loads what it misses
+                with contextlib.suppress(Exception):
+                    prepare(mine)
         if len(items) <= 1 or self.concurrency <= 1:
             return [self._one(i) for i in items]
         if self._pool is None:

@@ -82,6 +82,7 @@ def build_runtime(ctx: Context, settings: Settings | None = None) -> Runtime:
             PORTAL_SYNC: portal.deliver,
         },
         concurrency=outbox.concurrency,
+        preparers={"inter_agency": agencies.prepare},
     )
     return Runtime(
         ctx=ctx,
