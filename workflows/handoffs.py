@@ -22,7 +22,12 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
 
 from services.agencies import AgencyClient, AgencyDirectory
 from services.context import Context
@@ -138,7 +143,13 @@ def reset_runtime() -> None:
 @contextlib.contextmanager
 def quiet_prefect() -> Iterator[None]:
     """No flow-run heartbeat: it costs every sync flow run about a second (STACK.md)."""
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    updates: dict[Any, Any] = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if not PREFECT_API_URL.value():
+        # the local ephemeral API takes 7–20 s to start on a busy 2-core machine
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = max(
+            120, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        )
+    with temporary_settings(updates=updates):
         yield
 
 
