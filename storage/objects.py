@@ -23,6 +23,8 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 CHUNK = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024  # S3 minimum is 5 MiB; bounds the memory of a put
+SINGLE_PUT_MAX = 5 * 1024**3  # S3's largest single PUT
+STREAM_CHUNK = 256 * 1024  # reads of a streamed PUT: the memory an upload holds in flight
 
 
 class Readable(Protocol):
@@ -386,18 +388,119 @@ class MinioStore:
         check_key(key)
         if self.exists(key):
             raise ObjectExists(key)
-        result = self.client.put_object(
-            self.bucket,
-            key,
-            data,
-            length=length,
-            content_type=content_type,
-            metadata=self._metadata(metadata) or None,
-            part_size=self.part_size if length < 0 or length > self.part_size else 0,
-            num_parallel_uploads=self.parallel_uploads,
-        )
-        size = length if length >= 0 else self.stat(key).size
-        return PutResult(key=key, size=size, etag=result.etag or "", version_id=result.version_id)
+        if 0 <= length <= SINGLE_PUT_MAX and not self.object_lock:
+            return self._put_streaming(key, data, length, content_type)
+        from minio.helpers import genheaders
+
+        meta: dict[str, Any] | None = self._metadata(metadata) or None
+        headers = genheaders(meta, None, None, None, False)
+        headers["Content-Type"] = content_type
+        buffers = [bytearray(self.part_size) for _ in range(min(2, max(1, self.parallel_uploads)))]
+        first = memoryview(buffers[0])
+        size = _fill(data, first)
+        if size < self.part_size:  # the whole object fits in one part: a single PUT
+            if length >= 0 and size != length:
+                raise OSError(f"stream gave {size} bytes, {length} announced")
+            result = self.client._put_object(self.bucket, key, first[:size], headers)
+            return PutResult(key, size, result.etag or "", result.version_id)
+        return self._put_multipart(key, data, length, headers, buffers, size)
+
+    def _put_streaming(self, key: str, data: Readable, length: int, content_type: str) -> PutResult:
+        """A known length goes as one streamed PUT (up to 5 GiB): the SDK signs a short-lived
+        presigned PUT URL (unsigned payload) and the bytes flow through in 1 MiB reads, so the
+        memory does not grow with the object. A failing stream ends the request half-way; S3
+        keeps nothing of an incomplete PUT."""
+        import http.client
+        import ssl
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.client.presigned_put_object(self.bucket, key, timedelta(hours=12)))
+        if url.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname or "", url.port, timeout=300, context=ssl.create_default_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=300)
+        try:
+            conn.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+            conn.putheader("Content-Length", str(length))
+            conn.putheader("Content-Type", content_type)
+            conn.endheaders()
+            sent = 0
+            while sent < length:
+                chunk = data.read(min(STREAM_CHUNK, length - sent))
+                if not chunk:
+                    raise OSError(f"stream gave {sent} bytes, {length} announced")
+                conn.send(chunk)
+                sent += len(chunk)
+            if data.read(1):
+                raise OSError(f"stream gave more than the {length} bytes announced")
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise OSError(f"S3 PUT {key}: {response.status} {body[:300]!r}")
+            etag = (response.getheader("ETag") or "").strip('"')
+            return PutResult(key, sent, etag, response.getheader("x-amz-version-id"))
+        finally:
+            conn.close()
+
+    def _put_multipart(
+        self,
+        key: str,
+        data: Readable,
+        length: int,
+        headers: dict[str, Any],
+        buffers: builtins.list[bytearray],
+        filled: int,
+    ) -> PutResult:
+        """Multipart upload from reused part buffers: memory stays at one or two parts however
+        large the object (``minio.Minio.put_object`` allocates fresh bytes for every part).
+
+        Uses the SDK's own multipart calls (``_create_multipart_upload``, ``_upload_part``,
+        ``_complete_multipart_upload``, ``_abort_multipart_upload``), the ones ``put_object``
+        is built on. With two buffers, one part uploads while the next is read."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        from minio.datatypes import Part
+
+        client = self.client
+        upload_id = client._create_multipart_upload(self.bucket, key, headers)
+        parts: builtins.list[Part] = []
+        total = 0
+        pending: Future[str] | None = None
+        pool = ThreadPoolExecutor(1) if len(buffers) > 1 else None
+        try:
+            number = 0
+            while filled:
+                number += 1
+                view = memoryview(buffers[(number - 1) % len(buffers)])[:filled]
+                total += filled
+                if pool is None:
+                    etag = client._upload_part(self.bucket, key, view, None, upload_id, number)
+                    parts.append(Part(number, etag))
+                else:
+                    if pending is not None:
+                        parts.append(Part(number - 1, pending.result()))
+                    pending = pool.submit(
+                        client._upload_part, self.bucket, key, view, None, upload_id, number
+                    )
+                filled = _fill(data, memoryview(buffers[number % len(buffers)]))
+            if pending is not None:
+                parts.append(Part(number, pending.result()))
+            if length >= 0 and total != length:
+                raise OSError(f"stream gave {total} bytes, {length} announced")
+            result = client._complete_multipart_upload(self.bucket, key, upload_id, parts)
+        except BaseException:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    pending.result()
+            with contextlib.suppress(Exception):
+                client._abort_multipart_upload(self.bucket, key, upload_id)
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        return PutResult(key, total, result.etag or "", result.version_id)
 
     def open(self, key: str, *, version_id: str | None = None) -> Iterator[bytes]:
         from minio.error import S3Error
@@ -534,6 +637,19 @@ class MinioStore:
             self.bucket, check_key(key), Retention(COMPLIANCE, until), version_id=version_id
         )
         return True
+
+
+def _fill(data: Readable, view: memoryview) -> int:
+    """Fill ``view`` from ``data`` (reads of at most 1 MiB); the number of bytes read."""
+    filled = 0
+    size = len(view)
+    while filled < size:
+        chunk = data.read(min(CHUNK, size - filled))
+        if not chunk:
+            break
+        view[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled
 
 
 def _missing(error: Any, moto_quirks: bool = False) -> bool:

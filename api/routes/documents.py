@@ -43,8 +43,8 @@ from storage.objects import LocalStore, MinioStore, ObjectStore
 
 router = APIRouter(prefix="/api/v1", tags=["documents"])
 
-BLOCK = 1024 * 1024
-PIPE_BLOCKS = 4  # at most 4 MiB of request body waiting for the store
+BLOCK = 256 * 1024
+PIPE_BLOCKS = 4  # at most 1 MiB of request body waiting for the store
 
 
 # ------------------------------------------------------------------------------ store factory

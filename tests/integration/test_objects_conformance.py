@@ -185,6 +185,20 @@ def test_unknown_length_goes_multipart_and_streams_back(store: ObjectStore, pref
     assert chunks > 1  # streamed, not one blob
 
 
+def test_known_length_streams_and_a_short_or_failing_stream_stores_nothing(
+    store: ObjectStore, prefix: str
+) -> None:
+    size = 9 * 1024 * 1024 + 7
+    source = Trickle(size, seed=3)
+    assert store.put(f"{prefix}/known", source, length=size).size == size  # type: ignore[arg-type]
+    assert hashlib.sha256(read_all(store, f"{prefix}/known")).hexdigest() == source.sha.hexdigest()
+    with pytest.raises(ConnectionResetError):
+        store.put(f"{prefix}/cut", Trickle(size, fail_at=4 * 1024 * 1024), length=size)  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        store.put(f"{prefix}/short", io.BytesIO(b"only this"), length=100)
+    assert [o.key for o in store.list(prefix)] == [f"{prefix}/known"]
+
+
 def test_objects_are_never_overwritten(store: ObjectStore, prefix: str) -> None:
     key = f"{prefix}/k"
     store.put(key, io.BytesIO(b"first"), length=5)
