@@ -192,6 +192,8 @@ class Dispatcher:
     # optional per kind: called once with the batch's rows of that kind before delivery
     # (e.g. to read all their dossiers in one query)
     preparers: Mapping[str, Callable[[Sequence[Claimed]], None]] = field(default_factory=dict)
+    # kinds whose rows for one dossier must arrive in order (e.g. the portal's status codes)
+    ordered_kinds: frozenset[str] = frozenset({"portal_sync"})
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def _one(self, item: Claimed) -> Outcome:
@@ -214,10 +216,18 @@ class Dispatcher:
                 with contextlib.suppress(Exception):
                     prepare(mine)
         if len(items) <= 1 or self.concurrency <= 1:
-            return [self._one(i) for i in items]
+            return [self._one(i) for i in sorted(items, key=lambda i: i.id)]
+        # rows of an ordered kind for one dossier go out one after the other, oldest first
+        groups: dict[tuple[str, int], list[Claimed]] = {}
+        for item in sorted(items, key=lambda i: i.id):
+            dossier_id = item.dossier_id
+            ordered = item.kind in self.ordered_kinds and dossier_id is not None
+            key = (item.kind, dossier_id if ordered and dossier_id is not None else -item.id)
+            groups.setdefault(key, []).append(item)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="outbox")
-        return list(self._pool.map(self._one, items))
+        results = self._pool.map(lambda group: [self._one(i) for i in group], groups.values())
+        return [outcome for group in results for outcome in group]
 
     def close(self) -> None:
         if self._pool is not None:

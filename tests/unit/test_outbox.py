@@ -64,3 +64,25 @@ def test_templates_are_vietnamese_and_fill_in() -> None:
     assert "—" in body  # a missing field shows as a dash, never a KeyError
     for needed in ("received", "supplement_requested", "result_ready", "apology", "handoff"):
         assert needed in TEMPLATES
+
+
+def test_portal_rows_of_one_dossier_go_out_in_order() -> None:
+    import random
+    from datetime import datetime
+
+    from services.clock import TZ
+    from services.outbox import Claimed, Dispatcher
+
+    seen: list[tuple[int | None, int]] = []
+
+    def record(item: Claimed) -> None:
+        time.sleep(random.uniform(0, 0.005))
+        seen.append((item.dossier_id, item.id))
+
+    at = datetime(2025, 3, 3, 9, 0, tzinfo=TZ)
+    items = [Claimed(i, "portal_sync", "portal", {}, i % 3, 1, at) for i in range(1, 31)]
+    outcomes = Dispatcher({"portal_sync": record}, concurrency=8).deliver(items)
+    assert sorted(o.item.id for o in outcomes if o.error is None) == list(range(1, 31))
+    for dossier in range(3):
+        ids = [i for d, i in seen if d == dossier]
+        assert ids == sorted(ids)
