@@ -205,31 +205,31 @@ REFUSALS = {
 }
 
 
-@pytest.mark.parametrize("case", list(REFUSALS), ids=list(REFUSALS))
-def test_refused_uploads_store_nothing(ctx: Context, store: ObjectStore, case: str) -> None:
-    spec, error, code = REFUSALS[case]
+def test_refused_uploads_store_nothing(ctx: Context, store: ObjectStore) -> None:
+    """Each refusal: a typed error with a stable code, Vietnamese and English messages, and
+    neither an object nor a row left behind."""
     dossier = new_dossier(ctx)
-    data: bytes = spec.get("data", pdf_bytes(1))  # type: ignore[assignment]
-    with pytest.raises(error) as raised:
-        upload_document(
-            ctx,
-            store,
-            spec.get("actor", DIGITIZER),  # type: ignore[arg-type]
-            dossier.code,
-            spec.get("component", "applicant_id"),  # type: ignore[arg-type]
-            io.BytesIO(data),
-            length=None if spec.get("unknown_length") else len(data),
-            sha256=sha(b"other bytes") if spec.get("bad_sha") else sha(data),
-            file_name=spec.get("file_name"),  # type: ignore[arg-type]
-            limits=UploadLimits(spec.get("limit", 10**9), 10**10),  # type: ignore[arg-type]
-        )
-    if code:
-        assert raised.value.code == code
-    # a clear message in Vietnamese and in English
-    assert raised.value.message_vi and raised.value.message_en
-    assert raised.value.message_vi != raised.value.message_en
-    assert all_objects(store) == []
-    assert rows(ctx) == []
+    for case, (spec, error, code) in REFUSALS.items():
+        data: bytes = spec.get("data", pdf_bytes(1))  # type: ignore[assignment]
+        with pytest.raises(error) as raised:
+            upload_document(
+                ctx,
+                store,
+                spec.get("actor", DIGITIZER),  # type: ignore[arg-type]
+                dossier.code,
+                spec.get("component", "applicant_id"),  # type: ignore[arg-type]
+                io.BytesIO(data),
+                length=None if spec.get("unknown_length") else len(data),
+                sha256=sha(b"other bytes") if spec.get("bad_sha") else sha(data),
+                file_name=spec.get("file_name"),  # type: ignore[arg-type]
+                limits=UploadLimits(spec.get("limit", 10**9), 10**10),  # type: ignore[arg-type]
+            )
+        if code:
+            assert raised.value.code == code, case
+        assert raised.value.message_vi and raised.value.message_en, case
+        assert raised.value.message_vi != raised.value.message_en, case
+        assert all_objects(store) == [], case
+        assert rows(ctx) == [], case
 
 
 def test_dossier_size_limit_counts_current_documents(ctx: Context, store: ObjectStore) -> None:
