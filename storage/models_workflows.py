@@ -67,4 +67,22 @@ class AgencyAnswer(SQLModel, table=True):
     applied_at: datetime | None = _dt()
 
 
-__all__ = ["AgencyAnswer", "DeadlineNotice", "NotificationLog"]
+class DocumentText(SQLModel, table=True):
+    """What the digitization pipeline found in one stored document: checksum verified again,
+    page count, preview image key, OCR text (Tesseract ``vie``) kept for search."""
+
+    __tablename__ = "document_text"
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: int = Field(foreign_key="document.id", unique=True)
+    dossier_id: int = Field(index=True)
+    checksum_ok: bool
+    page_count: int | None = None
+    preview_key: str | None = Field(default=None, max_length=300)
+    text: str = ""
+    text_folded: str = ""  # casefolded, what the search compares
+    error: str | None = None
+    processed_at: datetime = _dt(nullable=False)
+
+
+__all__ = ["AgencyAnswer", "DeadlineNotice", "DocumentText", "NotificationLog"]

@@ -43,6 +43,7 @@ from services.outbox import (
 )
 from services.portal_sync import PORTAL_SYNC, PortalClient
 from services.settings import Settings, get_settings
+from storage.objects import ObjectStore
 
 
 def worker_id() -> str:
@@ -59,6 +60,7 @@ class Runtime:
     deadline: DeadlineConfig
     dispatcher: Dispatcher
     worker: str = field(default_factory=worker_id)
+    store: ObjectStore | None = None  # for the digitization pipeline (else from the settings)
     _closers: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -67,7 +69,9 @@ class Runtime:
             closer.close()
 
 
-def build_runtime(ctx: Context, settings: Settings | None = None) -> Runtime:
+def build_runtime(
+    ctx: Context, settings: Settings | None = None, *, store: ObjectStore | None = None
+) -> Runtime:
     settings = settings or get_settings()
     notifier = Notifier(ctx, NotifierConfig.from_settings(settings))
     agencies = AgencyClient(
@@ -95,6 +99,7 @@ def build_runtime(ctx: Context, settings: Settings | None = None) -> Runtime:
         outbox=outbox,
         deadline=DeadlineConfig.from_settings(settings),
         dispatcher=dispatcher,
+        store=store,
         _closers=[notifier, agencies, portal],
     )
 

@@ -501,3 +501,58 @@ def _deliveries(path: Path) -> list[dict[str, Any]]:
 
     with sqlite3.connect(path) as db:
         return [{"key": k, "copies": c} for k, c in db.execute("SELECT key, copies FROM delivery")]
+
+
+# --- digitization: OCR of a scanned Vietnamese page ---------------------------------------------
+def test_scanned_vietnamese_page_becomes_searchable_text(
+    ctx: Context, clock: FixedClock, tmp_path: Path
+) -> None:
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    from services.documents import upload_document
+    from storage.models_workflows import DocumentText
+    from storage.objects import LocalStore
+    from workflows.digitization import digitize_documents, search_dossiers
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 44)
+    page = Image.new("RGB", (1500, 520), "white")
+    draw = ImageDraw.Draw(page)
+    lines = [
+        "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
+        "Họ và tên: Nguyễn Thị Hương",
+        "Nơi cư trú: phường Đông Kinh, tỉnh Lạng Sơn",
+        "Số định danh: 020099001234",
+    ]
+    for index, line in enumerate(lines):
+        draw.text((60, 50 + index * 110), line, fill="black", font=font)
+    scan = io.BytesIO()
+    page.save(scan, format="PNG")
+
+    at(clock, "2025-03-03T09:00:00+07:00")
+    dossier = submit_dossier(ctx, COUNTER, mail_lltp())
+    other = submit_dossier(ctx, COUNTER, mail_lltp())
+    store = LocalStore(tmp_path / "objects")
+    size = scan.tell()
+    scan.seek(0)
+    upload_document(
+        ctx, store, COUNTER, dossier.code, "applicant_id", scan, length=size, file_name="cccd.png"
+    )
+    configure(build_runtime(ctx, settings_for(), store=store))
+    try:
+        report = digitize_documents()
+        assert report == {"processed": 1, "checksum_failed": 0, "errors": 0}
+        assert digitize_documents()["processed"] == 0  # once per document
+    finally:
+        reset_runtime()
+    with ctx.uow() as uow:
+        row = uow.session.scalars(select(DocumentText)).one()
+    assert row.checksum_ok and row.page_count == 1
+    assert row.preview_key and store.exists(row.preview_key)
+    assert "Nguyễn Thị Hương" in row.text, row.text
+    assert "Lạng Sơn" in row.text, row.text
+    assert search_dossiers(ctx, "Hương") == [dossier.code]
+    assert search_dossiers(ctx, "đông kinh") == [dossier.code]
+    assert search_dossiers(ctx, "Hải Phòng") == []
+    assert other.code not in search_dossiers(ctx, "020099001234")
