@@ -869,6 +869,7 @@ class ReceiptCheck:
     dossier_code: str
     mode: Literal["off", "warn", "block"]
     missing: list[str]
+    procedure_code: str = ""
 
     @property
     def allowed(self) -> bool:
@@ -894,7 +895,7 @@ def receipt_check(ctx: Context, dossier_code: str) -> ReceiptCheck:
         for s in states
         if s.required and s.component != RESULT and s.status == "not_digitized"
     ]
-    return ReceiptCheck(dossier_code, mode, missing)
+    return ReceiptCheck(dossier_code, mode, missing, dossier.procedure_code)
 
 
 def ensure_receipt_allowed(ctx: Context, dossier_code: str) -> ReceiptCheck:

@@ -23,3 +23,4 @@ ROUTERS.append(_payments.router)
 from api.routes import dashboard as _dashboard  # noqa: E402
 
 ROUTERS.append(_dashboard.router)
+ROUTERS.append(_documents.pages_router)

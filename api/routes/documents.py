@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api.auth import OfficerDep
+from api.auth import MaybeOfficerDep, OfficerDep
 from api.deps import ContextDep, SettingsDep
 from services.documents import (
     ALLOWED_TYPES,
@@ -434,3 +434,48 @@ def exemption(
     """Record that a component is not digitized again (DOMAIN.md §5 reasons)."""
     row = exempt_component(ctx, officer.actor, code, component, body.reason, body.note)
     return {"dossier": code, "component": row.component, "reason": row.reason}
+
+
+# ------------------------------------------------------------------------------ page
+
+pages_router = APIRouter(include_in_schema=False)
+
+STATUS_VI = {
+    "digitized": "Đã số hóa",
+    "not_digitized": "Chưa số hóa",
+    "reused": "Tái sử dụng",
+    "exempt": "Miễn số hóa",
+}
+
+
+@pages_router.get("/dossiers/{code}/documents", response_class=HTMLResponse)
+def documents_page(
+    request: Request, code: str, officer: MaybeOfficerDep, ctx: ContextDep
+) -> Response:
+    """Số hóa: per-component upload with drag and drop and a progress bar, preview, rescan."""
+    if officer is None:
+        return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+    from api.templating import templates
+
+    states = component_states(ctx, officer.actor, code)
+    documents = list_documents(ctx, officer.actor, code)
+    check = receipt_check(ctx, code)
+    current = {}
+    for document in documents:
+        if document.deleted_at is None:
+            current[document.component] = document
+    return templates.TemplateResponse(
+        request,
+        "documents/dossier.html",
+        {
+            "officer": officer,
+            "code": code,
+            "procedure_code": check.procedure_code,
+            "mode": check.mode,
+            "missing": check.missing,
+            "states": states,
+            "current": current,
+            "documents": documents,
+            "STATUS_VI": STATUS_VI,
+        },
+    )

@@ -180,3 +180,27 @@ def test_openapi_documents_the_upload(client: TestClient) -> None:
     post = spec["paths"]["/api/v1/dossiers/{code}/documents/{component}"]["post"]
     assert "application/pdf" in post["requestBody"]["content"]
     assert "/api/v1/documents/{document_id}/content" in spec["paths"]
+
+
+def test_digitization_page_offers_drop_zones_preview_and_history(
+    ctx: Context, client: TestClient
+) -> None:
+    from api.auth import SESSION_COOKIE
+
+    dossier = new_dossier(ctx)
+    up = client.post(url(dossier.code), content=png_bytes(), headers=DIGITIZER)
+    assert up.status_code == 201
+    page = f"/dossiers/{dossier.code}/documents"
+    assert client.get(page).status_code == 303  # sign in first
+    client.cookies.set(SESSION_COOKIE, DIGITIZER["Authorization"].removeprefix("Bearer "))
+    html = client.get(page)
+    assert html.status_code == 200, html.text
+    text = html.text
+    assert 'class="dropzone" data-component="request_form"' in text
+    assert 'data-component="applicant_id" data-rescan="1"' in text  # a rescan asks a reason
+    assert f'src="/api/v1/documents/{up.json()["id"]}/content"' in text  # preview
+    assert "Chưa số hóa" in text and "Đã số hóa" in text
+    assert "/static/documents/upload.js" in text
+    assert client.get("/static/documents/upload.js").status_code == 200
+    client.cookies.set(SESSION_COOKIE, STRANGER["Authorization"].removeprefix("Bearer "))
+    assert client.get(page).status_code == 403
