@@ -1,10 +1,10 @@
 """Running the flows.
 
-Embedded default: ``start_embedded_workers(ctx)`` starts two daemon threads in the server
-process (the outbox drain loop and the deadline watch), against Prefect's local ephemeral API —
-no extra service. ``stop()`` ends them.
+Embedded default: ``start_embedded_workers(ctx)`` starts daemon threads in the server process
+(the outbox drain loop, the deadline watch, the digitization pipeline), against Prefect's
+local ephemeral API — no extra service. ``stop()`` ends them.
 
-Production: ``motcua worker`` calls :func:`serve_deployments`, which serves the two deployments
+Production: ``motcua worker`` calls :func:`serve_deployments`, which serves the deployments
 against the Prefect server named by ``PREFECT_API_URL`` (a Prefect server on PostgreSQL); run
 as many workers on as many machines as needed — outbox claims use ``SKIP LOCKED`` and deadline
 notices a unique key, so they never double up.
@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from services.context import Context
 from services.settings import Settings, get_settings
+from storage.objects import ObjectStore
 from workflows.deadlines import deadline_loop, deadline_watch
+from workflows.digitization import digitization_loop, digitize_documents
 from workflows.handoffs import build_runtime, configure, drain_loop, drain_outbox
 
 WORKING_HOURS_CRON = "*/10 7-17 * * 1-6"  # Asia/Ho_Chi_Minh; the watch skips non-working days
@@ -44,11 +46,14 @@ def start_embedded_workers(
     *,
     drain: bool = True,
     deadlines: bool = True,
+    digitize: bool = True,
+    store: ObjectStore | None = None,
     poll_s: float | None = None,
     watch_interval_s: float | None = None,
 ) -> EmbeddedWorkers:
-    """Background threads draining the outbox and watching deadlines in this process."""
-    configure(build_runtime(ctx, settings or get_settings()))
+    """Background threads draining the outbox, watching deadlines and digitizing uploads in
+    this process (``store``: the app's object store; else the one the settings describe)."""
+    configure(build_runtime(ctx, settings or get_settings(), store=store))
     workers = EmbeddedWorkers()
     if drain:
         workers.threads.append(
@@ -67,6 +72,15 @@ def start_embedded_workers(
                 args=(workers.stop_event,),
                 kwargs={"interval_s": watch_interval_s},
                 name="motcua-deadline-watch",
+                daemon=True,
+            )
+        )
+    if digitize:
+        workers.threads.append(
+            threading.Thread(
+                target=digitization_loop,
+                args=(workers.stop_event,),
+                name="motcua-digitize-documents",
                 daemon=True,
             )
         )
@@ -92,6 +106,7 @@ def serve_deployments(*, drain_interval_s: int = 5, batch_size: int | None = Non
             name="motcua-deadline-watch",
             schedule=Cron(WORKING_HOURS_CRON, timezone="Asia/Ho_Chi_Minh"),
         ),
+        digitize_documents.to_deployment(name="motcua-digitize-documents", schedule=Interval(30)),
     ]
     serve(*[d for d in deployments if isinstance(d, RunnerDeployment)])
 

@@ -223,8 +223,26 @@ def digitize_documents(batch_size: int = 10, max_batches: int = 10) -> dict[str,
     return total
 
 
+def digitization_loop(stop: Any, *, interval_s: float = 30.0) -> None:
+    """Run ``digitize-documents`` whenever uploads wait (a cheap check first)."""
+    import logging
+
+    from workflows.handoffs import quiet_prefect
+
+    runtime = current_runtime()
+    with quiet_prefect():
+        while not stop.is_set():
+            try:
+                if pending_documents(runtime.ctx, 1):
+                    digitize_documents()
+            except Exception:
+                logging.getLogger("motcua.workflows").exception("digitize-documents failed")
+            stop.wait(interval_s)
+
+
 __all__ = [
     "Digitized",
+    "digitization_loop",
     "digitize_batch",
     "digitize_documents",
     "pending_documents",

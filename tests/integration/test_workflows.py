@@ -556,3 +556,38 @@ def test_scanned_vietnamese_page_becomes_searchable_text(
     assert search_dossiers(ctx, "đông kinh") == [dossier.code]
     assert search_dossiers(ctx, "Hải Phòng") == []
     assert other.code not in search_dossiers(ctx, "020099001234")
+
+
+# --- the embedded default: background threads in the server process ------------------------------
+def test_embedded_workers_drain_in_the_background(
+    ctx: Context, clock: FixedClock, agency: str
+) -> None:
+    from workflows.deploy import start_embedded_workers
+
+    at(clock, "2025-03-03T09:00:00+07:00")
+    dossier = submit_dossier(ctx, COUNTER, mail_lltp())
+    dossier = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    dossier = act(ctx, SPECIALIST, dossier.code, "forward", dossier.version)
+    settings = settings_for(agency_default_endpoint=f"{agency}/lltp")
+    workers = start_embedded_workers(
+        ctx, settings, digitize=False, poll_s=0.1, watch_interval_s=0.5
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with ctx.engine.connect() as conn:
+                left = conn.execute(
+                    select(func.count()).select_from(Outbox).where(Outbox.status != "done")
+                ).scalar_one()
+            if not left:
+                break
+            time.sleep(0.1)
+        assert left == 0
+    finally:
+        workers.stop()
+        reset_runtime()
+    assert not workers.alive
+    lltp = [
+        d for d in httpx.get(f"{agency}/deliveries").json()["deliveries"] if d["path"] == "/lltp"
+    ]
+    assert [d["body"]["dossier"]["code"] for d in lltp] == [dossier.code]
