@@ -8,8 +8,9 @@ temporary folder), generates a file of ``--size-mib`` MiB (a PDF header then pse
 bytes), uploads it through ``POST /api/v1/dossiers/{code}/documents/{component}`` while reading
 the server's peak RSS (``VmHWM`` in /proc/<pid>/status), then uploads the same file with
 ``Minio.fput_object`` to the same endpoint. Prints both throughputs, their ratio and the peak RSS.
-Goals (issue 4): peak RSS < 150 MiB, ratio >= 0.8. Moto's speed is not MinIO's: compare the
-ratio, measured in the same run."""
+Goals (issue 4): peak RSS < 150 MiB, ratio >= 0.8. The API process gets ``MALLOC_ARENA_MAX=2``
+as the README recommends for deployment (``--malloc-arena-max 0`` for glibc's default).
+Moto's speed is not MinIO's: compare the ratio, measured in the same run."""
 
 from __future__ import annotations
 
@@ -146,6 +147,13 @@ def main() -> None:
     parser.add_argument("--endpoint", help="host:port of a real MinIO instead of moto")
     parser.add_argument("--access-key", default="testing")
     parser.add_argument("--secret-key", default="testing")
+    parser.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        default=2,
+        help="MALLOC_ARENA_MAX for the API process, as deployed (README); 0 = leave glibc's "
+        "default (one arena per thread)",
+    )
     args = parser.parse_args()
 
     from minio import Minio
@@ -187,6 +195,10 @@ def main() -> None:
             "MOTCUA_DOCUMENT_MAX_FILE_MIB": str(args.size_mib + 16),
             "MOTCUA_DOCUMENT_MAX_DOSSIER_MIB": str(args.size_mib + 64),
         }
+        if args.malloc_arena_max > 0:
+            env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+        else:
+            env.pop("MALLOC_ARENA_MAX", None)
         settings = Settings(
             data_dir=work / "data", database_url=env["MOTCUA_DATABASE_URL"], secret_key=secret
         )
@@ -257,6 +269,8 @@ def main() -> None:
         ratio = api_mibs / direct_mibs
         peak_mib = peak_kib / 1024
         print(f"file                      {size / MIB:.0f} MiB, sha256 {digest[:16]}…")
+        arenas = env.get("MALLOC_ARENA_MAX", "glibc default")
+        print(f"API server                uvicorn, 1 worker, MALLOC_ARENA_MAX={arenas}")
         print(f"through the API           {api_time:7.1f} s  {api_mibs:7.1f} MiB/s")
         print(f"straight (minio client)   {direct_time:7.1f} s  {direct_mibs:7.1f} MiB/s")
         print(f"ratio API / direct        {ratio:7.2f}   (goal >= 0.80)")
