@@ -46,10 +46,10 @@ TOLERANCE_S = 300
 class AgencyNotConfigured(DomainError):
     code = "agency_not_configured"
 
-    def __init__(self, unit_code: str, what: str) -> None:
+    def __init__(self, unit_code: str, what: tuple[str, str]) -> None:
         super().__init__(
-            f"Chưa cấu hình {what} cho hệ thống của cơ quan {unit_code}",
-            f"No {what} configured for the system of agency {unit_code}",
+            f"Chưa cấu hình {what[0]} cho hệ thống của cơ quan {unit_code}",
+            f"No {what[1]} configured for the system of agency {unit_code}",
             unit=unit_code,
         )
 
@@ -114,13 +114,13 @@ class AgencyDirectory:
     def endpoint_for(self, unit_code: str) -> str:
         url = self.endpoints.get(unit_code) or self.default_endpoint
         if not url:
-            raise AgencyNotConfigured(unit_code, "địa chỉ tiếp nhận / endpoint")
+            raise AgencyNotConfigured(unit_code, ("địa chỉ tiếp nhận", "endpoint"))
         return url
 
     def secret_for(self, unit_code: str) -> str:
         secret = self.secrets.get(unit_code) or self.default_secret
         if not secret:
-            raise AgencyNotConfigured(unit_code, "khóa bí mật / shared secret")
+            raise AgencyNotConfigured(unit_code, ("khóa bí mật", "shared secret"))
         return secret
 
 
