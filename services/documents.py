@@ -56,6 +56,7 @@ INCOMING = "_incoming/"
 HEAD_BYTES = 8192
 PAGE_COUNT_MAX_BYTES = 256 * 1024 * 1024  # larger files get their page count from the pipeline
 MIB = 1024 * 1024
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers on every backend
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -474,6 +475,8 @@ def count_pages(store: ObjectStore, key: str, content_type: str, size: int) -> i
 
 
 def _visible_document(ctx: Context, session: Session, actor: Actor, document_id: int) -> Document:
+    if not 0 < document_id <= MAX_ID:
+        raise DocumentNotFound(document_id)
     document = session.get(Document, document_id)
     if document is None:
         raise DocumentNotFound(document_id)
@@ -700,7 +703,11 @@ def link_reused(
         dossier = _load_dossier(uow.session, dossier_code)
         ensure_can_see(ctx.catalog, actor, dossier)
         _check_component(ctx, dossier, component)
-        source = uow.session.get(Document, source_document_id)
+        source = (
+            uow.session.get(Document, source_document_id)
+            if 0 < source_document_id <= MAX_ID
+            else None
+        )
         if source is None or source.deleted_at is not None:
             raise DocumentNotFound(source_document_id)
         source_dossier = uow.session.get(Dossier, source.dossier_id)

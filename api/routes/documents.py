@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -65,9 +65,9 @@ def _store(
     parallel_uploads: int,
 ) -> ObjectStore:
     if kind == "local":
-        from pathlib import Path
+        from pathlib import Path as FsPath
 
-        return LocalStore(Path(data_dir) / "objects")
+        return LocalStore(FsPath(data_dir) / "objects")
     if kind != "minio":
         raise ValueError(f"MOTCUA_OBJECT_STORE must be 'local' or 'minio', not {kind!r}")
     store = MinioStore.connect(
@@ -102,6 +102,7 @@ def get_store(request: Request, settings: SettingsDep) -> ObjectStore:
 
 
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
+DocumentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Document row id")]
 
 
 # ------------------------------------------------------------------------------ schemas
@@ -164,7 +165,7 @@ class DigitizationPublic(BaseModel):
 
 
 class ReuseIn(BaseModel):
-    document_id: int
+    document_id: int = Field(ge=1, le=2**31 - 1)
 
 
 class ExemptionIn(BaseModel):
@@ -372,7 +373,7 @@ def digitization_of(code: str, officer: OfficerDep, ctx: ContextDep) -> Digitiza
     responses={307: {"description": "Redirect to a short-lived presigned URL (MinIO)"}},
 )
 def document_content(
-    document_id: int, officer: OfficerDep, ctx: ContextDep, store: StoreDep
+    document_id: DocumentId, officer: OfficerDep, ctx: ContextDep, store: StoreDep
 ) -> Response:
     """Authorization first; then a presigned URL (MinIO) or the bytes streamed (local)."""
     got = download_document(ctx, store, officer.actor, document_id)
@@ -396,7 +397,7 @@ def document_content(
 
 @router.delete("/documents/{document_id}", response_model=DocumentPublic)
 def remove_document(
-    document_id: int, body: DeletionIn, officer: OfficerDep, ctx: ContextDep, store: StoreDep
+    document_id: DocumentId, body: DeletionIn, officer: OfficerDep, ctx: ContextDep, store: StoreDep
 ) -> DocumentPublic:
     """Admin only, with a reason; the deletion is recorded on the row."""
     return DocumentPublic.of(delete_document(ctx, store, officer.actor, document_id, body.reason))
