@@ -65,6 +65,13 @@ TEMPLATES: dict[str, tuple[str, str]] = {
         "{appointment_at}.\n\n"
         "{competent_agency_name}",
     ),
+    "postal_handoff": (
+        "Chuyển trả kết quả qua dịch vụ bưu chính công ích: hồ sơ {code}",
+        "Kính gửi Bưu điện,\n\n"
+        "Đề nghị nhận kết quả giải quyết hồ sơ {code} (thủ tục {procedure}) tại Bộ phận Một cửa "
+        "{receiving_unit_name} và chuyển phát đến:\n{applicant} — {applicant_address}\n"
+        "Điện thoại: {applicant_phone}\n\nBộ phận Một cửa — {receiving_unit_name}",
+    ),
     "handoff": (
         "Hồ sơ {code} được chuyển đến đơn vị",
         "Kính gửi {target_name},\n\n"
@@ -129,6 +136,7 @@ class NotifierConfig:
     mail_from: str = "motcua@langson.gov.vn"
     mail_domain: str = "motcua.langson.gov.vn"
     sms_gateway_url: str | None = None
+    postal_email: str = "buudien@motcua.langson.gov.vn"
     timeout_s: float = 10.0
 
     @classmethod
@@ -142,6 +150,7 @@ class NotifierConfig:
             mail_from=settings.mail_from,
             mail_domain=settings.mail_domain,
             sms_gateway_url=settings.sms_gateway_url,
+            postal_email=settings.postal_email,
             timeout_s=settings.outbox_http_timeout_s,
         )
 
@@ -172,6 +181,11 @@ class Notifier:
         if dossier.applicant_phone and self.config.sms_gateway_url:
             self._sms(item, dossier.applicant_phone, template, subject)
         self._inbox(item, f"citizen:{dossier.code}", template, subject)
+        if template == "result_ready" and dossier.channel == "post":
+            # return by public postal service: a handoff to the post office
+            subject, body = render("postal_handoff", fields)
+            self._email(item, [self.config.postal_email], "postal_handoff", subject, body)
+            self._inbox(item, f"postal:{self.config.postal_email}", "postal_handoff", subject)
 
     def deliver_handoff(self, item: Claimed) -> None:
         """Internal notice to the receiving unit (also the return by post's handoff)."""
@@ -224,6 +238,8 @@ class Notifier:
             "target_name": names.get(item.target or "", item.target or ""),
             "step": steps.get(step_id, step_id),
             "unit_name": names.get(unit, unit),
+            "applicant_address": dossier.applicant_address or "—",
+            "applicant_phone": dossier.applicant_phone or "—",
         }
         if item.kind == "notify_citizen" and item.target == "supplement_requested":
             fields["reason"] = item.payload.get("reason") or self._last_reason(dossier)

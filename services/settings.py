@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     mail_from: str = "motcua@langson.gov.vn"
     mail_domain: str = "motcua.langson.gov.vn"  # mailboxes <unit code>@ and <username>@ this
     supervisor_email: str = "giamsat@motcua.langson.gov.vn"
+    postal_email: str = "buudien@motcua.langson.gov.vn"  # return of results by public post
     sms_gateway_url: str | None = None  # SMS/Zalo gateway: POST JSON {to, text, key}
     agency_endpoints: dict[str, str] = {}  # unit code -> URL of that agency's system
     agency_default_endpoint: str | None = None  # for units without their own entry

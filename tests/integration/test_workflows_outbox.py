@@ -181,3 +181,36 @@ def test_a_kind_without_deliverer_is_a_dead_letter(ctx: Context, kind: str) -> N
     report = drain(ctx, "w", Dispatcher({}), OutboxConfig())
     assert report.dead == 2  # the row, then its alert (an alert is never alerted again)
     assert {d.kind for d in dead_letters(ctx)} == {kind, "notify_internal"}
+
+
+def test_result_returned_by_post_is_a_handoff_to_the_post_office(ctx: Context) -> None:
+    from services.dossiers import act
+    from services.notifications import Notifier, NotifierConfig
+    from storage.models_workflows import NotificationLog
+
+    justice, police = "000.00.02.H37", "000.00.20.H37"
+    dossier = submit_dossier(
+        ctx,
+        COUNTER,
+        DossierIn(
+            procedure_code="MOJ.lltp",
+            receiving_unit=CENTRE,
+            channel="post",
+            applicant=Applicant(name="Lý Văn Sáu", address="Thôn Nà Sla, xã Hoàng Văn Thụ"),
+            components=["request_form", "applicant_id"],
+        ),
+    )
+    leader = Actor("giamdoc", "leader", justice)
+    for actor in (COUNTER, Actor("tuphap1", "specialist", justice), Actor("s", "system", police)):
+        act(ctx, actor, dossier.code, "forward", None)
+    act(ctx, leader, dossier.code, "approve", None, decision_ref="1/LLTP")
+    act(ctx, leader, dossier.code, "mark_result_ready", None)
+    notifier = Notifier(ctx, NotifierConfig())
+    dispatcher = Dispatcher({"notify_citizen": notifier.deliver_citizen})
+    with ctx.engine.begin() as conn:
+        conn.execute(text("UPDATE outbox SET status = 'done' WHERE kind <> 'notify_citizen'"))
+    drain(ctx, "w", dispatcher, OutboxConfig())
+    with ctx.uow() as uow:
+        sent = uow.session.exec(select(NotificationLog.template, NotificationLog.recipient)).all()
+    assert ("postal_handoff", "postal:buudien@motcua.langson.gov.vn") in sent
+    assert sum(1 for t, _ in sent if t == "postal_handoff") == 1
