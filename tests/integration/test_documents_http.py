@@ -204,3 +204,16 @@ def test_digitization_page_offers_drop_zones_preview_and_history(
     assert client.get("/static/documents/upload.js").status_code == 200
     client.cookies.set(SESSION_COOKIE, STRANGER["Authorization"].removeprefix("Bearer "))
     assert client.get(page).status_code == 403
+
+
+def test_citizen_lookup_never_exposes_documents(ctx: Context, client: TestClient) -> None:
+    dossier = new_dossier(ctx)  # applicant ID number ends in 1234
+    up = client.post(url(dossier.code), content=png_bytes(), headers=DIGITIZER)
+    assert up.status_code == 201
+    found = client.get("/api/v1/lookup", params={"code": dossier.code, "digits": "1234"})
+    assert found.status_code == 200, found.text
+    text = found.text
+    assert up.json()["sha256"] not in text and "/documents" not in text
+    assert "document" not in text.lower()
+    # and a citizen without a session cannot fetch the bytes
+    assert client.get(f"/api/v1/documents/{up.json()['id']}/content").status_code == 401
