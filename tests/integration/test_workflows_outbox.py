@@ -214,3 +214,47 @@ def test_result_returned_by_post_is_a_handoff_to_the_post_office(ctx: Context) -
         sent = uow.session.exec(select(NotificationLog.template, NotificationLog.recipient)).all()
     assert ("postal_handoff", "postal:buudien@motcua.langson.gov.vn") in sent
     assert sum(1 for t, _ in sent if t == "postal_handoff") == 1
+
+
+def test_sms_gateway_gets_each_notice_once_even_when_redelivered(ctx: Context) -> None:
+    import httpx
+
+    from api.cli_workflows import make_fake_agency
+    from services.notifications import Notifier, NotifierConfig
+
+    gateway = make_fake_agency()
+    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    url = f"http://127.0.0.1:{gateway.server_address[1]}"
+    try:
+        submit_dossier(
+            ctx,
+            COUNTER,
+            DossierIn(
+                procedure_code="MOJ.lltp",
+                receiving_unit=CENTRE,
+                applicant=Applicant(name="Vi Thị Mai", phone="0912000111"),
+                components=["request_form", "applicant_id"],
+            ),
+        )
+        notifier = Notifier(ctx, NotifierConfig(sms_gateway_url=f"{url}/sms"))
+        items = [
+            i
+            for i in claim_batch(ctx, "w", OutboxConfig())
+            if i.kind == "notify_citizen" and i.target == "received"
+        ]
+        assert len(items) == 1
+        notifier.deliver_citizen(items[0])
+        notifier.deliver_citizen(items[0])  # a crash before "done": delivered again
+        stats = httpx.get(f"{url}/stats").json()
+        assert (stats["unique"], stats["requests"]) == (1, 1)  # the log stopped the second
+        sms = httpx.get(f"{url}/deliveries").json()["deliveries"][0]
+        assert sms["key"] == items[0].key
+        assert sms["body"]["to"] == "0912000111"
+        assert (
+            sms["body"]["text"].startswith("Hồ sơ ") and "đã được tiếp nhận" in sms["body"]["text"]
+        )
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join()
