@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -52,4 +53,42 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=PAGES_DIR / "static"), name="static")
+    _problem_openapi(app)
     return app
+
+
+def _problem_openapi(app: FastAPI) -> None:
+    """Every error answer of every route (ours and the other areas') is documented as what it
+    is: an ``application/problem+json`` body, with a ``default`` response for the statuses a
+    route does not list (401 from the auth dependency, 404 of an unknown path, 429…)."""
+    from fastapi.openapi.utils import get_openapi
+
+    from api.schemas import Problem
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault("Problem", Problem.model_json_schema(ref_template="{model}"))
+        content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    if status.isdigit() and int(status) >= 400:
+                        response["content"] = dict(content)
+                responses.setdefault(
+                    "default", {"description": "Problem details (RFC 9457)", "content": content}
+                )
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = build  # type: ignore[method-assign]
