@@ -1,6 +1,8 @@
 # motcua — the two commands: `make run` (server with demo data) and `make test` (the suite).
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# uv is looked up when the recipe runs (it may have just been installed by pip): on PATH, else
+# through the pip package itself (`python3 -m uv`).
+UV ?= $$(command -v uv 2>/dev/null || echo python3 -m uv)
 APT_PACKAGES := graphviz fonts-dejavu-core chromium tesseract-ocr tesseract-ocr-vie
 export UV_LINK_MODE := copy
 
@@ -9,7 +11,7 @@ export UV_LINK_MODE := copy
 setup: .venv/.synced
 
 .venv/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@bash .ci/apt-install $(APT_PACKAGES)
 	$(UV) sync --frozen
 	@touch $@
