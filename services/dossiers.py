@@ -18,6 +18,7 @@ from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
 from services.errors import InvalidInput, TransitionRejected
+from services.fees import payment_required, unpaid_charge_blocking
 from services.portal_sync import portal_sync_rows
 from states.events import (
     APPROVED,
@@ -144,6 +145,9 @@ def act(
     now = ctx.clock.now()
     with ctx.uow() as uow:
         dossier = uow.get_dossier(code, version=expected_version)
+        charge = unpaid_charge_blocking(uow.session, dossier, event)
+        if charge is not None:  # the fee is due before this event (every caller, one guard)
+            raise payment_required(code, event, charge)
         version = procedure_of(ctx, dossier)
         _apply(
             ctx,

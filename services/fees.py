@@ -14,8 +14,9 @@ Waiting for payment ([motcua]; DOMAIN.md is silent on the clock):
     its count starts at the payment instant (the 15:00 rule applies as for any receipt).
     ``payment: before_return`` — the result cannot be returned while unpaid; the clock is not
     touched: the dossier's timeliness was fixed when the result reached the counter.
-    The lifecycle machines are unchanged: :func:`receive_when_paid` and :func:`return_when_paid`
-    are the guards, and :func:`payment_blocks` tells other callers whether an event must wait.
+    The lifecycle machines are unchanged: :func:`services.dossiers.act` refuses ``receive`` /
+    ``return_result`` while :func:`unpaid_charge_blocking` finds the fee unpaid, whichever path
+    sends the event (API, pages, payment callback); :func:`payment_blocks` tells callers ahead.
 """
 
 from __future__ import annotations
@@ -349,30 +350,32 @@ def _after_payment(ctx: Context, code: str) -> None:
     act(ctx, Actor(PAYMENT_ACTOR_NAME, ADMIN, dossier.receiving_unit), code, "receive", None)
 
 
-def payment_blocks(ctx: Context, code: str, event: str) -> DossierCharge | None:
-    """The unpaid charge that makes ``event`` wait, or None."""
-    if event not in ("receive", "return_result"):
+def unpaid_charge_blocking(session: Session, dossier: Dossier, event: str) -> DossierCharge | None:
+    """The unpaid charge that makes ``event`` wait (inside the caller's transaction), or None."""
+    if event not in ("receive", "return_result") or dossier.id is None:
         return None
-    with ctx.uow() as uow:
-        dossier = _dossier(uow.session, code)
-        charge = charge_of(uow.session, dossier.id)  # type: ignore[arg-type]
+    charge = charge_of(session, dossier.id)
     if charge is None or charge.status != "unpaid":
         return None
     wait = "before_receipt" if event == "receive" else "before_return"
     return charge if charge.wait == wait else None
 
 
-def _require_paid(ctx: Context, code: str, event: str) -> None:
-    charge = payment_blocks(ctx, code, event)
-    if charge is not None:
-        what_vi = "tiếp nhận" if event == "receive" else "trả kết quả"
-        what_en = "received" if event == "receive" else "returned"
-        raise PaymentRequired(
-            f"Hồ sơ {code} chờ nộp lệ phí {charge.amount:,} đồng trước khi {what_vi}".replace(
-                ",", "."
-            ),
-            f"Dossier {code} waits for the fee of {charge.amount:,} VND before it can be {what_en}",
-        )
+def payment_required(code: str, event: str, charge: DossierCharge) -> PaymentRequired:
+    what_vi = "tiếp nhận" if event == "receive" else "trả kết quả"
+    what_en = "received" if event == "receive" else "returned"
+    return PaymentRequired(
+        f"Hồ sơ {code} chờ nộp lệ phí {charge.amount:,} đồng trước khi {what_vi}".replace(",", "."),
+        f"Dossier {code} waits for the fee of {charge.amount:,} VND before it can be {what_en}",
+    )
+
+
+def payment_blocks(ctx: Context, code: str, event: str) -> DossierCharge | None:
+    """The unpaid charge that makes ``event`` wait, or None."""
+    if event not in ("receive", "return_result"):
+        return None
+    with ctx.uow() as uow:
+        return unpaid_charge_blocking(uow.session, _dossier(uow.session, code), event)
 
 
 def receive_when_paid(
@@ -381,7 +384,6 @@ def receive_when_paid(
     """Receive a submitted dossier, unless it waits for its fee."""
     from services.dossiers import act
 
-    _require_paid(ctx, code, "receive")
     return act(ctx, actor, code, "receive", expected_version)
 
 
@@ -391,7 +393,6 @@ def return_when_paid(
     """Return the result, unless the dossier waits for its fee (the guard at return)."""
     from services.dossiers import act
 
-    _require_paid(ctx, code, "return_result")
     return act(ctx, actor, code, "return_result", expected_version)
 
 
@@ -405,8 +406,10 @@ __all__ = [
     "assess_fee",
     "get_charge",
     "payment_blocks",
+    "payment_required",
     "quote",
     "receive_when_paid",
     "record_cash_payment",
     "return_when_paid",
+    "unpaid_charge_blocking",
 ]

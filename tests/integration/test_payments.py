@@ -337,6 +337,13 @@ def test_fee_payment_and_feedback_over_the_http_api(ctx: Context, clock: FixedCl
             f"/api/v1/dossiers/{dossier.code}/return-when-paid", json={}, headers=counter
         )
         assert blocked.status_code == 409 and blocked.json()["code"] == "payment_required"
+        etag = client.get(f"/api/v1/dossiers/{dossier.code}", headers=counter).headers["ETag"]
+        bypass = client.post(  # the plain event route has the same guard
+            f"/api/v1/dossiers/{dossier.code}/events/return_result",
+            json={},
+            headers={**counter, "If-Match": etag},
+        )
+        assert bypass.status_code == 409 and bypass.json()["code"] == "payment_required"
         cash = client.post(
             f"/api/v1/dossiers/{dossier.code}/payments/cash",
             json={"receipt_number": "BL-9"},
