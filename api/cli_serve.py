@@ -64,7 +64,21 @@ def serve(
         console.print(f"Tài khoản mẫu / demo accounts (mật khẩu / password: {DEMO_PASSWORD}):")
         for name in [*counters, *others, "giamsat", "quantri"]:
             console.print(f"  {name}")
-    if workers > 1:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
-    else:
-        uvicorn.run(create_app(ctx, settings), host=host, port=port)
+    background = None
+    if settings.embedded_workers:
+        # the flows (outbox drain, deadline watch, digitization) in this process, on Prefect's
+        # local mode: no extra service to start (MOTCUA_EMBEDDED_WORKERS=false when `motcua
+        # worker` processes do it)
+        from api.routes.documents import object_store_for
+        from workflows.deploy import start_embedded_workers
+
+        background = start_embedded_workers(ctx, settings, store=object_store_for(settings))
+        console.print("Luồng nền / background flows: drain-outbox, deadline-watch, digitize")
+    try:
+        if workers > 1:
+            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        else:
+            uvicorn.run(create_app(ctx, settings), host=host, port=port)
+    finally:
+        if background is not None:
+            background.stop()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select, update
 
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, TZ, FixedClock
@@ -25,7 +25,7 @@ from services.dossiers import Applicant, DossierIn, act, submit_dossier
 from services.errors import DomainError
 from states.events import Event
 from states.lifecycle import Actor
-from storage.models import Dossier, User
+from storage.models import Dossier, Outbox, User
 
 DEMO_PASSWORD = "motcua-demo"
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vi", "Hà", "Nông", "Lương", "Hoàng Văn"]
@@ -335,8 +335,29 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
                 schedule(at, functools.partial(submit, at, unit_code, procedure_code))
         day += timedelta(days=1)
 
+    first_row = _last_outbox_id(ctx)
     while jobs:
         job = heapq.heappop(jobs)
         clock.set(max(job.at, clock.now()))
         job.run()
+    _settle_simulated_outbox(ctx, first_row)
     return result
+
+
+def _last_outbox_id(ctx: Context) -> int:
+    with ctx.uow() as uow:
+        last = uow.session.exec(select(Outbox.id).order_by(col(Outbox.id).desc())).first()
+    return last or 0
+
+
+def _settle_simulated_outbox(ctx: Context, after_id: int) -> None:
+    """The simulation played the other agencies and the past notices itself: its outbox rows
+    are marked delivered (``claimed_by='demo'``) so a server started on the demo data does not
+    send weeks-old notices nor hand dossiers to agencies that are not configured."""
+    with ctx.uow() as uow:
+        uow.session.exec(
+            update(Outbox)
+            .where(col(Outbox.id) > after_id, col(Outbox.status) == "pending")
+            .values(status="done", claimed_by="demo", delivered_at=Outbox.created_at)
+        )
+        uow.commit()

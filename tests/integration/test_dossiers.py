@@ -187,6 +187,9 @@ def test_a_dossier_keeps_the_version_and_rule_set_of_its_receipt(
 def test_demo_summary_equals_a_count_over_the_rows(ctx: Context) -> None:
     result = run_demo(ctx, days=6, seed=7, end=date(2025, 9, 12))
     assert result.submitted > 20
+    with ctx.uow() as uow:  # the simulation played its side effects: nothing left to send
+        outbox = uow.session.exec(select(Outbox.status, Outbox.claimed_by)).all()
+    assert outbox and set(outbox) == {("done", "demo")}
     with ctx.uow() as uow:
         report = {r.key: r for r in on_time_report(uow.session, result.start, result.end)}
         rows = uow.session.exec(select(Dossier)).all()
