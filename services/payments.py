@@ -87,8 +87,26 @@ class Gateway(Protocol):
 
 
 class GatewayUnavailable(DomainError):
+    """The configured gateway did not answer (a fault upstream of us: 502)."""
+
     code = "gateway_unavailable"
     http_status: ClassVar[int] = 502
+
+
+class GatewayNotConfigured(DomainError):
+    """No payment gateway is configured: online payment and reconciliation are off (409), a
+    state of this installation rather than a server fault."""
+
+    code = "payment_gateway_not_configured"
+    http_status: ClassVar[int] = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Chưa cấu hình cổng thanh toán trực tuyến (MOTCUA_PAYMENT_GATEWAY_URL): "
+            "chưa thể thanh toán trực tuyến hay đối soát",
+            "No online payment gateway is configured (MOTCUA_PAYMENT_GATEWAY_URL): "
+            "online payment and reconciliation are unavailable",
+        )
 
 
 class ForgedCallback(DomainError):
@@ -389,6 +407,7 @@ __all__ = [
     "CallbackResult",
     "ForgedCallback",
     "Gateway",
+    "GatewayNotConfigured",
     "GatewayOrder",
     "GatewayTransaction",
     "GatewayUnavailable",

@@ -1,9 +1,11 @@
 """Fees and payments over HTTP: assess the fee, cash at the counter, online payment request,
 the gateway's signed callback, the payer's return page, reconciliation.
 
-Gateway settings (environment, prefix ``MOTCUA_PAYMENT_``): ``GATEWAY_URL`` (default the stand-in
-gateway of ``motcua fake-gateway`` on http://127.0.0.1:8765), ``SECRET`` (the shared HMAC key),
-``GATEWAY_NAME``. Tests may put a :class:`PaymentSettings` on ``app.state.payment_settings``.
+Gateway settings (environment, prefix ``MOTCUA_PAYMENT_``): ``GATEWAY_URL`` (unset by default:
+online payment and reconciliation then answer 409 ``payment_gateway_not_configured``; the stand-in
+gateway of ``motcua fake-gateway`` listens on http://127.0.0.1:8765), ``SECRET`` (the shared HMAC
+key), ``GATEWAY_NAME``. A configured gateway that does not answer is 502 ``gateway_unavailable``.
+Tests may put a :class:`PaymentSettings` on ``app.state.payment_settings``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth import Officer, OfficerDep, require_roles
 from api.deps import ContextDep, SettingsDep
+from api.schemas import Problem
 from services.errors import DomainError
 from services.fees import (
     FeeInput,
@@ -30,6 +33,7 @@ from services.fees import (
 )
 from services.payments import (
     SIGNATURE_HEADER,
+    GatewayNotConfigured,
     HttpGateway,
     handle_callback,
     payment_of,
@@ -44,7 +48,7 @@ router = APIRouter(tags=["fees"])
 class PaymentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MOTCUA_PAYMENT_", extra="ignore")
 
-    gateway_url: str = "http://127.0.0.1:8765"
+    gateway_url: str | None = None  # e.g. http://127.0.0.1:8765 for `motcua fake-gateway`
     secret: str = "motcua-dev-payment-secret"
     gateway_name: str = "fakepay"
 
@@ -56,6 +60,8 @@ def payment_settings(request: Request) -> PaymentSettings:
 
 def gateway_for(request: Request) -> HttpGateway:
     s = payment_settings(request)
+    if not s.gateway_url:
+        raise GatewayNotConfigured()
     return HttpGateway(s.gateway_url, s.secret, s.gateway_name)
 
 
@@ -142,7 +148,19 @@ def api_cash(ctx: ContextDep, officer: OfficerDep, code: str, body: CashIn) -> P
     return PaymentView.of(record_cash_payment(ctx, officer.actor, code, body.receipt_number))
 
 
-@router.post("/api/v1/dossiers/{code}/payments/online", status_code=201)
+_GATEWAY_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": Problem,
+        "description": "payment_gateway_not_configured (or not allowed now) / "
+        "chưa cấu hình cổng thanh toán",
+    },
+    502: {"model": Problem, "description": "gateway_unavailable / cổng thanh toán không phản hồi"},
+}
+
+
+@router.post(
+    "/api/v1/dossiers/{code}/payments/online", status_code=201, responses=_GATEWAY_PROBLEMS
+)
 def api_online(
     ctx: ContextDep, officer: OfficerDep, settings: SettingsDep, code: str, request: Request
 ) -> PaymentView:
@@ -193,7 +211,7 @@ async def api_callback(ctx: ContextDep, gateway: str, request: Request) -> dict[
     return {"outcome": result.outcome, "order_ref": result.order_ref}
 
 
-@router.get("/api/v1/payments/reconciliation")
+@router.get("/api/v1/payments/reconciliation", responses=_GATEWAY_PROBLEMS)
 def api_reconciliation(
     ctx: ContextDep,
     officer: Annotated[Officer, Depends(require_roles("supervisor", "counter", "leader"))],
