@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -73,6 +77,24 @@ def _truncate(engine: Engine) -> None:
             conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
 
 
+_sqlite_migrated: Path | None = None
+
+
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; each test gets a copy (a migration run costs
+    ~0.2 s, a copy 0.3 ms)."""
+    global _sqlite_migrated
+    if _sqlite_migrated is None:
+        path = tmp_path_factory.mktemp("template") / "motcua.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate(engine)
+        engine.dispose()
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # fold the WAL into the file
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        _sqlite_migrated = path
+    return _sqlite_migrated
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -80,8 +102,8 @@ def engine(
     """Every persistence test runs against both backends."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "motcua.db"
+        shutil.copyfile(_sqlite_template(tmp_path_factory), path)
         engine = make_engine(f"sqlite:///{path}")
-        migrate(engine)
         yield engine
         engine.dispose()
     else:
