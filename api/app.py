@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.limits import RequestLimits
 from api.routes import ROUTERS
 from services.context import Context
 from services.settings import Settings, get_settings
@@ -40,6 +41,7 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     app.state.ctx = ctx
     app.state.settings = settings or get_settings()
     errors.install(app)
+    app.add_middleware(RequestLimits, settings=app.state.settings)
     for router in (
         health.router,
         auth.router,

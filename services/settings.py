@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     deadline_watch_interval_s: float = 300.0
     embedded_workers: bool = True  # `motcua serve` drains the outbox in a background thread
 
+    # request limits (api/limits.py); streamed document uploads have their own (document_max_*)
+    request_max_body_kib: int = 1024  # JSON and urlencoded bodies, raw bodies: 413 above
+    request_max_form_mib: int = 12  # multipart forms (a 10 MiB feedback attachment + fields)
+    request_max_header_kib: int = 32  # all request headers together: 431 above
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
