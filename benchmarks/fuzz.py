@@ -179,10 +179,14 @@ def fuzz(
     progress: Callable[[Tally], None] | None = None,
 ) -> Tally:
     import schemathesis
+    from schemathesis.core.result import Ok
     from schemathesis.generation.modes import GenerationMode
 
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    found = list(schema.get_all_operations())
+    operations = [result.ok() for result in found if isinstance(result, Ok)]
+    if len(operations) != len(found):
+        raise SystemExit("the OpenAPI document has operations schemathesis cannot read")
     units = [(op, mode) for op in operations for mode in GenerationMode]
     tally = Tally()
     round_ = 0

@@ -116,9 +116,9 @@ class DigitizationRow:
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return datetime.combine(start, time(0), TZ), datetime.combine(
-        end + timedelta(days=1), time(0), TZ
-    )
+    from services.metrics import period_bounds
+
+    return period_bounds(start, end)
 
 
 def _key(dossier: Dossier, by: Grouping) -> str:

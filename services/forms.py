@@ -381,14 +381,11 @@ def tracking_book(
     ctx: Context, actor: Actor, unit_code: str, start: date, end: date
 ) -> FormDocument:
     """Sổ theo dõi hồ sơ: dossiers received by ``unit_code`` from ``start`` to ``end``."""
-    from datetime import time, timedelta
-
     from services.access import can_see
-    from storage.models import TZ
+    from services.metrics import period_bounds
 
     unit = ctx.catalog.unit(unit_code)
-    since = datetime.combine(start, time(), TZ)
-    until = datetime.combine(end + timedelta(days=1), time(), TZ)
+    since, until = period_bounds(start, end)
     with ctx.uow() as uow:
         rows = list(
             uow.session.exec(

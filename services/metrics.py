@@ -36,6 +36,7 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from sqlmodel import Session
 
 from services.clock import TZ, WorkingCalendar, default_calendar
+from services.errors import InvalidInput
 from storage.models import Dossier, DossierEvent, ProcedureVersionRow
 from storage.models_metrics import MetricsDaily, MetricsDay
 
@@ -104,8 +105,21 @@ def format_rate(rate: Decimal | None) -> str:
     return "" if rate is None else f"{rate:.2f}"
 
 
+# a period is asked for by people: a day outside these is a typing error (and year 1 or 9999
+# overflows once moved to UTC), refused as invalid input rather than a server error
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(9998, 12, 31)
+
+
 def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """[00:00 of ``start``, 00:00 of the day after ``end``) in Asia/Ho_Chi_Minh."""
+    for day in (start, end):
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise InvalidInput(
+                f"Ngày {day} nằm ngoài khoảng {EARLIEST_DAY:%d/%m/%Y}–{LATEST_DAY:%d/%m/%Y}",
+                f"The day {day} is outside {EARLIEST_DAY}–{LATEST_DAY}",
+                field="period",
+            )
     return (
         datetime.combine(start, time(0), TZ),
         datetime.combine(end + timedelta(days=1), time(0), TZ),
