@@ -12,6 +12,10 @@ one row per period (``period_start,period_end,…``, the same counts). ``--by re
 is the second report, lateness by the unit whose step ran over (header
 ``services.metrics.RESPONSIBLE_HEADER``).
 ``--format xlsx --out FILE`` writes the same table to a spreadsheet.
+
+``motcua report feedback --from … --to …`` prints the Decision 766 feedback figures per agency
+(``services.indicators_feedback.REPORT_HEADER``): feedback handled on time and satisfaction with
+feedback handling, their counts and numerators, then a ``TOTAL`` line.
 """
 
 from __future__ import annotations
@@ -158,34 +162,81 @@ def on_time(
         sys.stdout.write(text)
 
 
+def feedback_report_table(ctx: Context, start: date, end: date) -> list[list[str]]:
+    """Decision 766 feedback figures per agency (``services.indicators_feedback``), as printed."""
+    from services.indicators_feedback import feedback_indicators, feedback_table
+
+    with ctx.uow() as uow:
+        rows = feedback_indicators(uow.session, start, end, ctx.clock.now())
+    return feedback_table(rows)
+
+
+@report_app.command("feedback")
+def feedback(
+    start: Annotated[str, typer.Option("--from", help="Từ ngày YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="Đến ngày YYYY-MM-DD")],
+    fmt: Annotated[Format, typer.Option("--format", help="csv | xlsx")] = Format.csv,
+    out: Annotated[Path | None, typer.Option("--out", help="Tệp kết quả / output file")] = None,
+) -> None:
+    """Phản ánh, kiến nghị xử lý đúng hạn và mức độ hài lòng (QĐ 766) theo cơ quan / feedback
+    handled on time and satisfaction with feedback handling (Decision 766) per agency."""
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as error:
+        print(f"Lỗi: ngày không hợp lệ / Error: invalid date: {error}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    if last < first:
+        print("Lỗi: --to trước --from / Error: --to is before --from", file=sys.stderr)
+        raise typer.Exit(code=2)
+    from api.deps import open_context
+
+    table = feedback_report_table(open_context(), first, last)
+    if fmt == Format.xlsx:
+        if out is None:
+            print("Lỗi: cần --out FILE.xlsx / Error: --out FILE.xlsx is required", file=sys.stderr)
+            raise typer.Exit(code=2)
+        write_xlsx(table, out, title=f"feedback {first}..{last}", sheet="feedback")
+        print(str(out))
+        return
+    text = to_csv(table)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+        print(str(out))
+    else:
+        sys.stdout.write(text)
+
+
 def to_csv(table: list[list[str]]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(table)
     return buffer.getvalue()
 
 
-def write_xlsx(table: list[list[str]], out: Path, *, title: str) -> None:
-    """The same table; counts as numbers, the rate as a number with two decimals."""
+def write_xlsx(table: list[list[str]], out: Path, *, title: str, sheet: str = "on_time") -> None:
+    """The same table; counts as numbers, rates and points as numbers with two decimals."""
     from openpyxl import Workbook
 
     workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = "on_time"
+    worksheet = workbook.active
+    assert worksheet is not None
+    worksheet.title = sheet
     header = table[0]
-    sheet.append(header)
+    worksheet.append(header)
+    decimal_columns = [
+        index for index, name in enumerate(header) if name.endswith(("rate", "pct", "points"))
+    ]
     for row in table[1:]:
         cells: list[object] = [row[0]]
-        for name, value in zip(header[1:], row[1:], strict=True):
+        for index, value in enumerate(row[1:], start=1):
             if value == "":
                 cells.append(None)
-            elif name.endswith("rate"):
+            elif index in decimal_columns:
                 cells.append(float(value))
             else:
                 cells.append(int(value))
-        sheet.append(cells)
-    for column in sheet.iter_cols(min_row=2, min_col=len(header), max_col=len(header)):
-        if header[-1].endswith("rate"):
+        worksheet.append(cells)
+    for index in decimal_columns:
+        for column in worksheet.iter_cols(min_row=2, min_col=index + 1, max_col=index + 1):
             for cell in column:
                 cell.number_format = "0.00"
     workbook.properties.title = title

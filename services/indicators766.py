@@ -360,8 +360,10 @@ def score_card(
         from services import indicators_feedback as fb
     except ImportError:  # pragma: no cover - the feedback module is optional
         fb = None  # type: ignore[assignment]
-    if fb is not None and not filters.items():
-        rows = fb.feedback_indicators(session, start, end, now)
+    # feedback and payments are counted per agency: with no filter, or an agency filter alone
+    by_agency = {name for name, _ in filters.items()} <= {"agency"}
+    if fb is not None and by_agency:
+        rows = fb.feedback_indicators(session, start, end, now, agency=filters.agency)
         for row in [*rows, fb.total_feedback(rows, PROVINCE)]:
             card(row.agency).indicators.extend(
                 [
@@ -375,7 +377,7 @@ def score_card(
                 ]
             )  # fmt: skip
         if catalog is not None:
-            payments = fb.online_payment_share(session, catalog, start, end)
+            payments = fb.online_payment_share(session, catalog, start, end, agency=filters.agency)
             part = whole = 0
             for p in payments:
                 part += p.paid_online

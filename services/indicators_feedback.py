@@ -94,9 +94,10 @@ class FeedbackIndicatorRow:
 
 
 def feedback_indicators(
-    session: Session, start: date, end: date, as_of: datetime
+    session: Session, start: date, end: date, as_of: datetime, *, agency: str | None = None
 ) -> list[FeedbackIndicatorRow]:
-    """One row per agency with feedback reckoned in [start, end], sorted by agency."""
+    """One row per agency with feedback reckoned in [start, end], sorted by agency (only
+    ``agency`` when given)."""
     lo, hi = period_bounds(start, end)
     f: Any = FeedbackItem.__table__.c  # type: ignore[attr-defined]
 
@@ -124,7 +125,10 @@ def feedback_indicators(
             count(late),
             count(and_(handled_in_time, f.satisfaction == "dissatisfied")),
         )
-        .where(f.status.not_in(OUT_OF_SCOPE_STATES))
+        .where(
+            f.status.not_in(OUT_OF_SCOPE_STATES),
+            *([f.agency_code == agency] if agency else []),
+        )
         .group_by(f.agency_code)
         .order_by(f.agency_code)
     )
@@ -145,6 +149,33 @@ def total_feedback(rows: list[FeedbackIndicatorRow], key: str = "TOTAL") -> Feed
         sum(r.late for r in rows),
         sum(r.dissatisfied for r in rows),
     )
+
+
+REPORT_HEADER = (
+    "agency_code", "all_in_scope", "early", "on_time", "late", "dissatisfied",
+    "handled_on_time", "satisfied", "handled_on_time_pct", "satisfaction_pct",
+    "on_time_points", "satisfaction_points",
+)  # fmt: skip
+
+
+def _text(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def feedback_table(rows: list[FeedbackIndicatorRow]) -> list[list[str]]:
+    """Header and one line per agency, then ``TOTAL`` (when any row): what the report prints.
+    ``handled_on_time`` and ``satisfied`` are the numerators of the two 766 rates."""
+    table = [list(REPORT_HEADER)]
+    for r in [*rows, total_feedback(rows)] if rows else []:
+        table.append(
+            [
+                r.agency, str(r.all), str(r.early), str(r.on_time), str(r.late),
+                str(r.dissatisfied), str(r.handled_on_time), str(r.all - r.dissatisfied_or_late),
+                _text(r.on_time_rate), _text(r.satisfaction_rate),
+                _text(r.on_time_points), _text(r.satisfaction_points),
+            ]
+        )  # fmt: skip
+    return table
 
 
 @dataclass(frozen=True)
@@ -178,9 +209,10 @@ def fee_bearing_versions(catalog: Catalog) -> set[tuple[str, int]]:
 
 
 def online_payment_share(
-    session: Session, catalog: Catalog, start: date, end: date
+    session: Session, catalog: Catalog, start: date, end: date, *, agency: str | None = None
 ) -> list[OnlinePaymentRow]:
-    """Dossiers paid online / dossiers of procedures with a non-zero fee, per competent agency."""
+    """Dossiers paid online / dossiers of procedures with a non-zero fee, per competent agency
+    (only ``agency`` when given)."""
     lo, hi = period_bounds(start, end)
     versions = fee_bearing_versions(catalog)
     d: Any = Dossier.__table__.c  # type: ignore[attr-defined]
@@ -194,6 +226,7 @@ def online_payment_share(
             d.received_at >= lo,
             d.received_at < hi,
             d.procedure_code.in_(sorted({code for code, _ in versions})),
+            *([d.competent_agency == agency] if agency else []),
         )
     )
     with_fee: dict[str, int] = defaultdict(int)
@@ -208,9 +241,11 @@ def online_payment_share(
 
 
 __all__ = [
+    "REPORT_HEADER",
     "FeedbackIndicatorRow",
     "OnlinePaymentRow",
     "feedback_indicators",
+    "feedback_table",
     "online_payment_share",
     "rate",
     "total_feedback",

@@ -8,11 +8,13 @@ sees their own agency.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from api.auth import MaybeOfficerDep, Officer, require_roles
 from api.deps import ContextDep
@@ -20,6 +22,12 @@ from api.templating import templates
 from services.context import Context
 from services.errors import DomainError, InvalidInput
 from services.indicators766 import PROVINCE, score_card
+from services.indicators_feedback import (
+    FeedbackIndicatorRow,
+    feedback_indicators,
+    feedback_table,
+    total_feedback,
+)
 from services.metrics import (
     COUNTS,
     Filters,
@@ -33,6 +41,9 @@ from services.metrics import (
     trend,
 )
 from storage.models import Dossier
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 router = APIRouter()
 ROLES = ("supervisor", "admin", "leader")
@@ -95,6 +106,41 @@ def _brief(ctx: Context, d: Dossier) -> dict[str, Any]:
     }
 
 
+def _feedback_row(ctx: Context, row: FeedbackIndicatorRow) -> dict[str, Any]:
+    """Decision 766 feedback figures of one agency (or ``TOTAL``), with their numerators."""
+
+    def text(value: Any) -> str:
+        return "" if value is None else f"{value:.2f}"
+
+    return {
+        "key": row.agency,
+        "name": "Tổng" if row.agency == "TOTAL" else _name(ctx, row.agency),
+        "all": row.all,
+        "early": row.early,
+        "on_time": row.on_time,
+        "late": row.late,
+        "dissatisfied": row.dissatisfied,
+        "handled_on_time": row.handled_on_time,
+        "satisfied": row.all - row.dissatisfied_or_late,
+        "on_time_rate": text(row.on_time_rate),
+        "satisfaction_rate": text(row.satisfaction_rate),
+        "on_time_points": text(row.on_time_points),
+        "satisfaction_points": text(row.satisfaction_points),
+    }
+
+
+def feedback_block(
+    ctx: Context, session: Session, start: date, end: date, agency: str | None = None
+) -> dict[str, Any]:
+    """Feedback handled on time and satisfaction with feedback handling (Decision 766), per
+    agency holding the feedback, for the period; the same rows as ``motcua report feedback``."""
+    rows = feedback_indicators(session, start, end, ctx.clock.now(), agency=agency)
+    return {
+        "rows": [_feedback_row(ctx, r) for r in rows],
+        "total": _feedback_row(ctx, total_feedback(rows)),
+    }
+
+
 def _row(ctx: Context, key: str, values: Any) -> dict[str, Any]:
     return {
         "key": key,
@@ -134,6 +180,7 @@ def summary(
         soon = due_soon(s, now, now + timedelta(days=3), filters, limit=30)
         overdue = overdue_now(s, now, filters, limit=30)
         late = finished_late(s, start, end, filters, limit=30)
+        feedback = feedback_block(ctx, s, start, end, filters.agency)
         return {
             "from": start.isoformat(),
             "to": end.isoformat(),
@@ -174,10 +221,37 @@ def summary(
                 }
                 for card in cards
             ],
+            "feedback": feedback,
             "due_soon": [_brief(ctx, d) for d in soon],
             "overdue": [_brief(ctx, d) for d in overdue],
             "late": [_brief(ctx, d) for d in late],
         }
+
+
+@router.get("/api/v1/reports/feedback", tags=["dashboard"], response_model=None)
+def feedback_report(
+    ctx: ContextDep,
+    officer: SupervisorDep,
+    start: Annotated[date, Query(alias="from")],
+    end: Annotated[date, Query(alias="to")],
+    agency: Annotated[str | None, Query(max_length=64)] = None,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> dict[str, Any] | Response:
+    """Decision 766 feedback figures per agency for a period: feedback handled on time and
+    satisfaction with feedback handling (as ``motcua report feedback``; a leader gets their own
+    agency). ``format=csv`` gives the report's CSV."""
+    _check_period(start, end)
+    if end < start:
+        start, end = end, start
+    agency = _filters(officer, None, agency, None).agency
+    with ctx.uow() as uow:
+        if format == "csv":
+            rows = feedback_indicators(uow.session, start, end, ctx.clock.now(), agency=agency)
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(feedback_table(rows))
+            return PlainTextResponse(buffer.getvalue(), media_type="text/csv; charset=utf-8")
+        block = feedback_block(ctx, uow.session, start, end, agency)
+    return {"from": start.isoformat(), "to": end.isoformat(), **block}
 
 
 @router.get("/api/v1/dashboard/dossiers", tags=["dashboard"])
@@ -231,6 +305,13 @@ def dashboard_page(
             status_code=403,
         )
     default = _default_period(ctx)
+    first, last = start or default[0], end or default[1]
+    if last < first:
+        first, last = last, first
+    with ctx.uow() as uow:
+        feedback = feedback_block(
+            ctx, uow.session, first, last, _filters(officer, None, agency, None).agency
+        )
     agencies = sorted(
         {
             ctx.catalog.resolve_agency(v.competent_agency, u.code)
@@ -246,8 +327,9 @@ def dashboard_page(
         "dashboard/index.html",
         {
             "officer": officer,
-            "start": (start or default[0]).isoformat(),
-            "end": (end or default[1]).isoformat(),
+            "start": first.isoformat(),
+            "end": last.isoformat(),
+            "feedback": feedback,
             "level": level or "",
             "agency": agency or "",
             "procedure": procedure or "",

@@ -162,12 +162,36 @@
     box.append(t);
   }
 
+  function feedback(data) {
+    const fb = data.feedback;
+    if (!fb) return;
+    document.getElementById("feedback-period").textContent = data.from + " → " + data.to;
+    const csv = new URLSearchParams({ from: data.from, to: data.to, format: "csv" });
+    if (data.filters.agency) csv.set("agency", data.filters.agency);
+    document.getElementById("feedback-csv").setAttribute("href", "/api/v1/reports/feedback?" + csv.toString());
+    const body = document.querySelector("#feedback tbody");
+    const foot = document.querySelector("#feedback tfoot");
+    body.replaceChildren(); foot.replaceChildren();
+    const add = (row, target, cls) => {
+      const tr = el("tr", { "data-agency": row.key, class: cls || "" });
+      tr.append(el("td", {}, row.key === "TOTAL" ? "Tổng" : row.name + " (" + row.key + ")"));
+      for (const m of ["all", "early", "on_time", "late", "dissatisfied"]) tr.append(el("td", { class: "n" }, String(row[m])));
+      for (const m of ["on_time_rate", "satisfaction_rate"]) tr.append(el("td", { class: "n rate" }, row[m] === "" ? "—" : row[m]));
+      target.append(tr);
+    };
+    if (!fb.rows.length) {
+      const tr = el("tr"); tr.append(el("td", { colspan: 8, class: "muted" }, "Không có phản ánh, kiến nghị trong kỳ.")); body.append(tr);
+    }
+    for (const row of fb.rows) add(row, body);
+    add(fb.total, foot, "total");
+  }
+
   async function load() {
     statusEl.textContent = "Đang tải…";
     try {
       const data = await getJSON("/api/v1/dashboard/summary?" + params().toString());
       last = data;
-      kpis(data); table(data); trend(data); scorecard(data);
+      kpis(data); table(data); trend(data); scorecard(data); feedback(data);
       briefRows(document.querySelector("#due-soon tbody"), data.due_soon, "Không có hồ sơ sắp đến hạn");
       briefRows(document.querySelector("#overdue tbody"), data.overdue, "Không có hồ sơ quá hạn");
       briefRows(document.querySelector("#late tbody"), data.late, "Không có hồ sơ giải quyết quá hạn");
