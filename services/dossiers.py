@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 from statemachine.exceptions import TransitionNotAllowed
 
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
-from services.errors import InvalidInput, TransitionRejected
+from services.errors import DomainError, InvalidInput, TransitionRejected
 from services.fees import payment_required, unpaid_charge_blocking
 from services.portal_sync import portal_sync_rows
 from states.events import (
@@ -98,6 +100,8 @@ def submit_dossier(
     step_units = {
         step.id: ctx.catalog.resolve_agency(step.agency, unit.code) for step in version.process
     }
+    if data.external_ref:
+        _refuse_taken_ref(ctx, data.external_ref)
     with ctx.uow() as uow:
         number = next_sequence(uow.session, unit.code, now.date())
         dossier = Dossier(
@@ -123,11 +127,39 @@ def submit_dossier(
             submitted_at=now,
         )
         uow.session.add(dossier)
-        uow.session.flush()
+        try:
+            uow.session.flush()
+        except IntegrityError:  # the same reference sent twice at once: the other one won
+            if not data.external_ref:
+                raise
+            uow.session.rollback()
+            _refuse_taken_ref(ctx, data.external_ref)
+            raise
         if then is not None:
             _apply(ctx, uow.session, dossier, version, actor, then, now, reason=reason)
         uow.commit()
     return dossier
+
+
+class ExternalRefTaken(DomainError):
+    """A dossier with this reference (the national portal's id) was already received."""
+
+    code = "external_ref_taken"
+    http_status: ClassVar[int] = 409
+
+    def __init__(self, ref: str, existing: str) -> None:
+        super().__init__(
+            f"Mã hồ sơ liên thông {ref} đã được tiếp nhận thành hồ sơ {existing}",
+            f"The reference {ref} was already received as dossier {existing}",
+            dossier=existing,
+        )
+
+
+def _refuse_taken_ref(ctx: Context, ref: str) -> None:
+    with ctx.uow() as uow:
+        existing = uow.session.exec(select(Dossier.code).where(Dossier.external_ref == ref)).first()
+    if existing is not None:
+        raise ExternalRefTaken(ref, existing)
 
 
 def act(

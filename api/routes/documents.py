@@ -305,13 +305,14 @@ async def upload(
     sha256: Annotated[str | None, Query(description="SHA-256 (hex) computed by the client")] = None,
     x_content_sha256: Annotated[str | None, Header()] = None,
     reason: Annotated[str | None, Query(description="Why a rescan (needed for version 2+)")] = None,
-    doc_type_code: str | None = None,
-    holder_id_number: str | None = None,
-    name: str | None = None,
-    summary: str | None = None,
+    # the limits of DocumentMeta, checked here so that a long value is a 422, not a 500
+    doc_type_code: Annotated[str | None, Query(max_length=64)] = None,
+    holder_id_number: Annotated[str | None, Query(max_length=32)] = None,
+    name: Annotated[str | None, Query(max_length=500)] = None,
+    summary: Annotated[str | None, Query(max_length=2000)] = None,
     valid_from: date | None = None,
     valid_to: date | None = None,
-    scope: str | None = None,
+    scope: Annotated[str | None, Query(max_length=200)] = None,
 ) -> DocumentPublic:
     length_header = request.headers.get("content-length")
     length = int(length_header) if length_header and length_header.isdigit() else None
