@@ -6,8 +6,8 @@ text with Tesseract (Vietnamese language data ``vie`` from Debian's ``tesseract-
 keep it (``document_text``) for the dossier search. One flow run per sweep, one task run per
 batch of documents.
 
-Search: PostgreSQL full-text search (``to_tsvector('simple', …) @@ plainto_tsquery``) over the
-case-folded text; on SQLite every word must appear in it (``LIKE``; not FTS5 — see the report).
+Search (``services.search``): ``text_folded`` is the text without case and diacritics
+(``services.search.fold``), searched with PostgreSQL full-text search or SQLite FTS5.
 Images (JPEG, PNG, multi-page TIFF) are OCRed page by page; a PDF through the images embedded in
 its pages (a scan), which is what a scanner produces.
 """
@@ -24,12 +24,13 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from services.context import Context
 from services.documents import DocumentRefused, count_pages
-from storage.models import Dossier
+from services.search import fold
+from services.search import search_dossiers as search
 from storage.models_documents import Document
 from storage.models_workflows import DocumentText
 from storage.objects import ObjectExists, ObjectStore
@@ -110,7 +111,7 @@ def process_document(ctx: Context, store: ObjectStore, document_id: int) -> Digi
                 page_count=page_count,
                 preview_key=preview_key,
                 text=content,
-                text_folded=content.casefold(),
+                text_folded=fold(content),
                 error=error,
                 processed_at=ctx.clock.now(),
             )
@@ -150,30 +151,9 @@ def pending_documents(ctx: Context, limit: int) -> list[int]:
 
 
 def search_dossiers(ctx: Context, query: str, *, limit: int = 50) -> list[str]:
-    """Codes of dossiers whose digitized papers contain every word of ``query``."""
-    words = query.casefold().split()
-    if not words:
-        return []
-    dossiers = Dossier.__table__  # type: ignore[attr-defined]
-    texts = DocumentText.__table__  # type: ignore[attr-defined]
-    statement = (
-        select(dossiers.c.code)
-        .join(texts, texts.c.dossier_id == dossiers.c.id)
-        .distinct()
-        .order_by(dossiers.c.code)
-        .limit(limit)
-    )
-    if ctx.engine.dialect.name == "postgresql":
-        statement = statement.where(
-            text(
-                "to_tsvector('simple', document_text.text_folded) @@ plainto_tsquery('simple', :q)"
-            )
-        ).params(q=" ".join(words))
-    else:
-        for word in words:
-            statement = statement.where(texts.c.text_folded.contains(word, autoescape=True))
-    with ctx.engine.connect() as conn:
-        return [r.code for r in conn.execute(statement)]
+    """Codes of dossiers whose code, applicant or digitized papers match every word of
+    ``query`` (``services.search``, not scoped to an officer)."""
+    return [hit.code for hit in search(ctx, None, query, limit=limit)]
 
 
 def _store_for_runtime() -> ObjectStore:
