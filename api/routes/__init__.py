@@ -24,3 +24,7 @@ from api.routes import dashboard as _dashboard  # noqa: E402
 
 ROUTERS.append(_dashboard.router)
 ROUTERS.append(_documents.pages_router)
+
+from api.routes import search as _search  # noqa: E402
+
+ROUTERS.append(_search.router)
