@@ -114,8 +114,13 @@ def _name_alternatives(word: str) -> str:
 
 
 def _looks_like_code(query: str) -> bool:
+    """One token of ASCII letters, digits, dots and dashes, with a digit (``H37-250303``)."""
     stripped = query.strip()
-    return bool(stripped) and " " not in stripped and any(ch.isdigit() for ch in stripped)
+    return (
+        bool(stripped)
+        and all(ch.isascii() and (ch.isalnum() or ch in ".-") for ch in stripped)
+        and any(ch.isdigit() for ch in stripped)
+    )
 
 
 def _live(documents: Any) -> Any:
