@@ -228,7 +228,21 @@ def summary(
         }
 
 
-@router.get("/api/v1/reports/feedback", tags=["dashboard"], response_model=None)
+FEEDBACK_REPORT = {
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+    "description": "JSON (rows per agency and the total), or CSV with format=csv",
+}
+
+
+@router.get(
+    "/api/v1/reports/feedback",
+    tags=["dashboard"],
+    response_model=None,
+    responses={200: FEEDBACK_REPORT},
+)
 def feedback_report(
     ctx: ContextDep,
     officer: SupervisorDep,
