@@ -187,22 +187,23 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             for i, port in enumerate(api_ports)
         ]  # fmt: skip
 
-        def start_workers() -> None:
-            """The workers start once the Prefect server answers (as a service manager would
-            order them), while the scenario's first steps already run."""
+        # the workers start with everything else: until the Prefect server answers, each sweep
+        # fails and is tried again after the poll interval (as after a Prefect restart)
+        for i in range(2):
+            found.workers.append(
+                spawn(
+                    [*MOTCUA, "worker", "--loop", "--no-deadlines", "--poll-s", "0.2"],
+                    env_for(f"worker{i}"),
+                )
+            )
+
+        def prefect_up() -> None:
             try:
                 wait_http(f"{prefect_api}/health", prefect, log, timeout=120)
-                for i in range(2):
-                    found.workers.append(
-                        spawn(
-                            [*MOTCUA, "worker", "--loop", "--no-deadlines", "--poll-s", "0.2"],
-                            env_for(f"worker{i}"),
-                        )
-                    )
             finally:
                 found.workers_ready.set()
 
-        starter = threading.Thread(target=start_workers)
+        starter = threading.Thread(target=prefect_up)
         starter.start()
         wait_http(f"{agency}/stats", stand_in, log)
         for api, process in zip(apis, api_processes, strict=True):
