@@ -1,7 +1,7 @@
 """Limits on what a request may carry, checked before any route runs (an ASGI middleware).
 
-* header block larger than ``request_max_header_kib`` → 431 ``headers_too_large`` (behind
-  uvicorn's h11 the server answers 400 first; httptools has no limit of its own);
+* header block larger than ``request_max_header_kib`` → 431 ``headers_too_large`` (uvicorn's
+  httptools parser has no limit of its own; its h11 parser answers 400 itself far above ours);
 * body larger than ``request_max_body_kib`` (JSON, urlencoded forms, anything else) or
   ``request_max_form_mib`` (``multipart/form-data``: the feedback form's attachment) → 413
   ``body_too_large``: from ``Content-Length`` before reading, or counted while the route reads a
