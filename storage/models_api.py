@@ -1,5 +1,7 @@
-"""Tables of the HTTP layer's use cases: idempotency keys, rate-limit hits, ratings, assignments
-and leader delegations."""
+"""Tables of the HTTP layer's use cases: idempotency keys, rate-limit hits, ratings.
+
+(Assignments and delegations, also created by migration 0002_api, live in
+``storage.models_assignments``.)"""
 
 from __future__ import annotations
 
@@ -52,30 +54,4 @@ class Rating(SQLModel, table=True):
     at: datetime = _dt(nullable=False)
 
 
-class Assignment(SQLModel, table=True):
-    """Who was given a dossier to handle, by whom, when and why (shown on the slip)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    dossier_id: int = Field(foreign_key="dossier.id", index=True)
-    step_id: str | None = Field(default=None, max_length=48)
-    assignee: str = Field(max_length=64)
-    assigned_by: str = Field(max_length=64)
-    on_behalf_of: str | None = Field(default=None, max_length=64)
-    reason: str | None = None
-    at: datetime = _dt(nullable=False)
-
-
-class Delegation(SQLModel, table=True):
-    """A unit leader lets a deputy assign in their name for a period."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    unit_code: str = Field(max_length=64, index=True)
-    leader: str = Field(max_length=64)
-    deputy: str = Field(max_length=64, index=True)
-    valid_from: datetime = _dt(nullable=False)
-    valid_to: datetime = _dt(nullable=False)
-    reason: str | None = None
-    created_at: datetime = _dt(nullable=False)
-
-
-__all__ = ["Assignment", "Delegation", "IdempotencyRecord", "RateHit", "Rating"]
+__all__ = ["IdempotencyRecord", "RateHit", "Rating"]
