@@ -18,6 +18,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.accounts import (
@@ -173,6 +175,49 @@ async def _on_http_error(request: Request, error: Exception) -> Response:
     )
 
 
+RETRY_AFTER_S = 5  # seconds a client waits before retrying after a 503
+
+
+def unavailable(code: str, detail_vi: str, detail_en: str, instance: str | None = None) -> Response:
+    """503 with ``Retry-After``: a backing service is away for a moment. The request's
+    transaction did not commit (or, if the connection broke during the commit, its outcome is
+    unknown): retry with the same ``Idempotency-Key`` / ``If-Match``, never applied twice."""
+    return problem_response(
+        problem(503, code, detail_vi, detail_en, instance, retry_after=RETRY_AFTER_S),
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database connection failed or was lost (server down, restarting, pool exhausted),
+    as opposed to a statement that is wrong."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+async def _on_database_error(request: Request, error: Exception) -> Response:
+    if not database_unavailable(error):
+        return await _on_unexpected(request, error)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, error)
+    return unavailable(
+        "database_unavailable",
+        "Cơ sở dữ liệu tạm thời không truy cập được; vui lòng thử lại sau ít giây",
+        "The database is unavailable for a moment; please retry in a few seconds",
+        request.url.path,
+    )
+
+
+async def _on_object_store_error(request: Request, error: Exception) -> Response:
+    log.warning("object store unavailable on %s %s: %s", request.method, request.url.path, error)
+    return unavailable(
+        "object_store_unavailable",
+        "Kho lưu trữ tệp tạm thời không truy cập được; chưa lưu gì, vui lòng thử lại sau ít giây",
+        "The file store is unavailable for a moment; nothing was stored, please retry shortly",
+        request.url.path,
+    )
+
+
 async def _on_unexpected(request: Request, error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -190,4 +235,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(PoolTimeout, _on_database_error)
+    # the S3 endpoint unreachable: the minio SDK's transport (urllib3) gave up after its
+    # retries, or the endpoint answered 5xx (minio ServerError)
+    from minio.error import ServerError
+    from urllib3.exceptions import HTTPError as TransportError
+
+    app.add_exception_handler(TransportError, _on_object_store_error)
+    app.add_exception_handler(ServerError, _on_object_store_error)
     app.add_exception_handler(Exception, _on_unexpected)
