@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from statemachine.exceptions import TransitionNotAllowed
 
+from services.assignments import acting_actor, last_assignee
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
@@ -181,6 +182,9 @@ def act(
         if charge is not None:  # the fee is due before this event (every caller, one guard)
             raise payment_required(code, event, charge)
         version = procedure_of(ctx, dossier)
+        # a deputy with a delegation in force acts as the unit's leader (services.assignments)
+        leader_step = any(s.id == dossier.status and s.role == "leader" for s in version.process)
+        actor, delegation = acting_actor(uow.session, actor, dossier, event, leader_step, now)
         _apply(
             ctx,
             uow.session,
@@ -192,6 +196,7 @@ def act(
             reason=reason,
             decision_ref=decision_ref,
             new_appointment=new_appointment,
+            on_behalf_of=delegation.leader if delegation else None,
         )
         uow.commit()
     return dossier
@@ -231,6 +236,7 @@ def _apply(
     reason: str | None = None,
     decision_ref: str | None = None,
     new_appointment: datetime | None = None,
+    on_behalf_of: str | None = None,
 ) -> None:
     calendar = ctx.calendar
     steps = {step.id: step for step in version.process}
@@ -276,7 +282,7 @@ def _apply(
         actor_unit=actor.unit_code,
         from_unit=from_unit,
         reason=reason,
-        data={},
+        data={"on_behalf_of": on_behalf_of} if on_behalf_of else {},
     )
     # leaving a step: record that step's timeliness on the slip
     if from_state in steps and to_state != from_state:
@@ -350,10 +356,14 @@ def _apply(
         dossier.withdrawn_at = now
         dossier.paused_at = None
 
+    previous_step = dossier.current_step
     if to_state in steps:
         dossier.current_step = to_state
     elif to_state not in (AWAITING_SUPPLEMENT,):
         dossier.current_step = None
+    if dossier.current_step != previous_step:
+        # the assignee is per step: back at a step, the one last assigned there has it again
+        dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
     if to_state in steps and event not in ("supplement",):
         record.to_unit = dossier.step_units[to_state]
         record.data["step_due_at"] = (

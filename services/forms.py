@@ -231,13 +231,14 @@ def build_form(ctx: Context, actor: Actor, code: str, kind: str, base_url: str) 
             "Tên cơ quan", "Thời gian giao, nhận hồ sơ", "Bên giao", "Bên nhận", "Kết quả",
             "Ghi chú",
         ]  # fmt: skip
-        for row in slip.rows:
+        for row in slip.timeline:  # transitions and assignments (phân công thụ lý)
+            receiver = names.get(row.to_unit or "", row.to_unit or "—")
             doc.table_rows.append(
                 [
                     names.get(row.to_unit or row.from_unit or "", row.to_unit or "—"),
                     f"{row.label}: {vietnamese_instant(row.at)}",
                     f"{names.get(row.from_unit or '', row.from_unit or '—')} ({row.giver})",
-                    names.get(row.to_unit or "", row.to_unit or "—"),
+                    f"{receiver} ({row.receiver})" if row.receiver else receiver,
                     TIMELINESS_VI.get(row.result or "", ""),
                     row.note or "",
                 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import select
 
+from services.assignments import assignment_rows
 from services.context import Context
 from states.events import EVENT_LABELS
 from storage.models import Dossier, DossierEvent, Unit
+from storage.models_assignments import Assignment
 
 TIMELINESS_VI = {"early": "Trước hạn", "on_time": "Đúng hạn", "late": "Quá hạn"}
 
@@ -32,13 +34,48 @@ class SlipRow:
     step_due_at: datetime | None
     result: str | None  # early / on_time / late for the step the dossier left
     note: str | None
+    receiver: str | None = None  # the officer given the dossier (assignments)
+    kind: str = "event"  # "event" (a transition) or "assignment" (phân công thụ lý)
 
 
 @dataclass(frozen=True)
 class Slip:
     dossier: Dossier
     unit_names: dict[str, str]
-    rows: list[SlipRow]
+    rows: list[SlipRow]  # the transitions, by seq
+    assignments: list[SlipRow] = field(default_factory=list)  # who was given it, by whom, why
+
+    @property
+    def timeline(self) -> list[SlipRow]:
+        """Transitions and assignments in time order (an assignment after the transition that
+        brought the dossier to the step), as the printed slip lists them."""
+        rows = [(r.at, 0, r.seq, r) for r in self.rows]
+        rows += [(a.at, 1, i, a) for i, a in enumerate(self.assignments)]
+        return [r for *_, r in sorted(rows, key=lambda t: t[:3])]
+
+
+def assignment_row(a: Assignment) -> SlipRow:
+    """One assignment as a slip row: the leader (or deputy) gives the dossier to a specialist."""
+    reassigned = a.kind == "reassign"
+    label = f"Phân công lại (trước: {a.previous_assignee})" if reassigned else "Phân công thụ lý"
+    notes = [a.reason or ""]
+    if a.on_behalf_of:
+        notes.append(f"thừa ủy quyền của {a.on_behalf_of}")
+    return SlipRow(
+        seq=0,
+        event=a.kind,
+        label=label,
+        at=a.at,
+        from_unit=a.unit_code,
+        to_unit=a.unit_code,
+        giver=a.assigned_by,
+        step_id=a.step_id,
+        step_due_at=None,
+        result=None,
+        note="; ".join(n for n in notes if n) or None,
+        receiver=a.assignee,
+        kind="assignment",
+    )
 
 
 def control_slip(ctx: Context, code: str) -> Slip:
@@ -50,6 +87,7 @@ def control_slip(ctx: Context, code: str) -> Slip:
             .order_by(DossierEvent.seq)  # type: ignore[arg-type]
         ).all()
         names = {u.code: u.name for u in uow.session.exec(select(Unit)).all()}
+        assignments = [assignment_row(a) for a in assignment_rows(uow.session, dossier.id)]
     rows = [
         SlipRow(
             seq=e.seq,
@@ -62,11 +100,18 @@ def control_slip(ctx: Context, code: str) -> Slip:
             step_id=e.step_id,
             step_due_at=e.step_due_at,
             result=e.step_timeliness or e.data.get("timeliness"),
-            note=e.reason,
+            note=_note(e),
         )
         for e in events
     ]
-    return Slip(dossier=dossier, unit_names=names, rows=rows)
+    return Slip(dossier=dossier, unit_names=names, rows=rows, assignments=assignments)
+
+
+def _note(event: DossierEvent) -> str | None:
+    on_behalf_of = (event.data or {}).get("on_behalf_of")
+    if not on_behalf_of:
+        return event.reason
+    return "; ".join(x for x in (event.reason, f"thừa ủy quyền của {on_behalf_of}") if x)
 
 
 def render_text(slip: Slip) -> str:
@@ -86,12 +131,13 @@ def render_text(slip: Slip) -> str:
         f"Hẹn trả: {vietnamese_instant(d.appointment_at) if d.appointment_at else '—'}",
         "",
     ]
-    for row in slip.rows:
+    for number, row in enumerate(slip.timeline, 1):
         result = TIMELINESS_VI.get(row.result or "", "")
         lines.append(
-            f"{row.seq:>2}. {vietnamese_instant(row.at)} | {row.label} | "
+            f"{number:>2}. {vietnamese_instant(row.at)} | {row.label} | "
             f"giao: {name(row.from_unit or '', row.from_unit or '—')} ({row.giver}) → "
             f"nhận: {name(row.to_unit or '', row.to_unit or '—')}"
+            + (f" ({row.receiver})" if row.receiver else "")
             + (f" | bước {row.step_id}: {result}" if row.step_id and result else "")
             + (f" | kết quả: {result}" if row.event == "mark_result_ready" and result else "")
             + (f" | ghi chú: {row.note}" if row.note else "")

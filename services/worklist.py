@@ -75,6 +75,8 @@ class DossierFilter:
     late_only: bool = False  # finished late, or still open past the due instant
     current_unit: str | None = None
     open_only: bool = False  # not returned, refused nor withdrawn
+    assignee: str | None = None  # assigned to this officer (at the current step)
+    unassigned: bool = False  # nobody assigned at the current step
 
 
 def list_dossiers(
@@ -103,6 +105,10 @@ def list_dossiers(
         query = query.where(col(Dossier.status).not_in(list(FINAL_STATES)))
     if filters.current_unit:
         query = query.where(Dossier.current_unit == filters.current_unit)
+    if filters.assignee:
+        query = query.where(Dossier.assignee == filters.assignee)
+    if filters.unassigned:
+        query = query.where(col(Dossier.assignee).is_(None))
     if filters.due_before:
         query = query.where(col(Dossier.due_at) < filters.due_before)
     if filters.late_only:

@@ -28,3 +28,7 @@ ROUTERS.append(_documents.pages_router)
 from api.routes import search as _search  # noqa: E402
 
 ROUTERS.append(_search.router)
+
+from api.routes import assignments as _assignments  # noqa: E402
+
+ROUTERS.append(_assignments.router)
