@@ -221,6 +221,7 @@ class SlipRowPublic(BaseModel):
     step_due_at: datetime | None
     result: str | None
     note: str | None
+    receiver: str | None = Field(default=None, description="officer given the dossier")
 
 
 class SlipPublic(BaseModel):
@@ -233,6 +234,10 @@ class SlipPublic(BaseModel):
     appointment_at: datetime | None
     timeliness: str | None
     rows: list[SlipRowPublic]
+    assignments: list[SlipRowPublic] = Field(
+        default_factory=list,
+        description="phân công thụ lý: event assign / reassign, giver → receiver, note = why",
+    )
 
 
 # --- lookup and health -------------------------------------------------------------------------

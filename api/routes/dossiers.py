@@ -27,7 +27,7 @@ from services.access import ensure_can_see
 from services.context import Context
 from services.dossiers import DossierIn, act, allowed_events, procedure_of, submit_dossier
 from services.errors import InvalidInput
-from services.slip import control_slip
+from services.slip import SlipRow, control_slip
 from services.worklist import DossierFilter, list_dossiers, progress_of
 from states.events import EVENTS, STATE_LABELS, Event
 from storage.models import Dossier
@@ -172,6 +172,9 @@ def list_(
     status: Annotated[str | None, Query(max_length=48)] = None,
     due_before: Annotated[datetime | None, Query()] = None,
     late_only: bool = False,
+    assignee: Annotated[
+        str | None, Query(max_length=64, description="assigned to (at the current step)")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DossierPage:
@@ -190,6 +193,7 @@ def list_(
         status=status,
         due_before=due_before,
         late_only=late_only,
+        assignee=assignee,
     )
     rows = list_dossiers(ctx, officer.actor, filters, after_id=after_id, limit=limit + 1)
     more = len(rows) > limit
@@ -264,6 +268,25 @@ def slip(code: str, ctx: ContextDep, officer: OfficerDep) -> SlipPublic:
     d = s.dossier
     names = s.unit_names
     coordinating = sorted(set(d.step_units.values()) - {d.competent_agency, d.receiving_unit})
+
+    def public(r: SlipRow) -> SlipRowPublic:
+        return SlipRowPublic(
+            seq=r.seq,
+            event=r.event,
+            label=r.label,
+            at=r.at,
+            from_unit=r.from_unit,
+            from_unit_name=names.get(r.from_unit or ""),
+            to_unit=r.to_unit,
+            to_unit_name=names.get(r.to_unit or ""),
+            giver=r.giver,
+            step_id=r.step_id,
+            step_due_at=r.step_due_at,
+            result=r.result,
+            note=r.note,
+            receiver=r.receiver,
+        )
+
     return SlipPublic(
         code=d.code,
         applicant_name=d.applicant_name,
@@ -273,22 +296,6 @@ def slip(code: str, ctx: ContextDep, officer: OfficerDep) -> SlipPublic:
         received_at=d.received_at,
         appointment_at=d.appointment_at,
         timeliness=d.timeliness,
-        rows=[
-            SlipRowPublic(
-                seq=r.seq,
-                event=r.event,
-                label=r.label,
-                at=r.at,
-                from_unit=r.from_unit,
-                from_unit_name=names.get(r.from_unit or ""),
-                to_unit=r.to_unit,
-                to_unit_name=names.get(r.to_unit or ""),
-                giver=r.giver,
-                step_id=r.step_id,
-                step_due_at=r.step_due_at,
-                result=r.result,
-                note=r.note,
-            )
-            for r in s.rows
-        ],
+        rows=[public(r) for r in s.rows],
+        assignments=[public(a) for a in s.assignments],
     )
