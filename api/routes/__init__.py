@@ -32,3 +32,4 @@ ROUTERS.append(_search.router)
 from api.routes import assignments as _assignments  # noqa: E402
 
 ROUTERS.append(_assignments.router)
+ROUTERS.append(_assignments.pages_router)

@@ -10,25 +10,33 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, model_validator
+from sqlmodel import col, select
 
-from api.auth import OfficerDep
+from api.auth import MaybeOfficerDep, Officer, OfficerDep
 from api.deps import ContextDep
 from api.errors import domain_problem, problem, problem_response, status_of
 from api.idempotency import IdempotencyKey, run_once
 from api.schemas import problems
 from services.assignments import (
+    DEPUTY_ROLES,
     MAX_BATCH,
     AssignmentRefused,
     assign,
     assignments_of,
     delegate,
+    leader_units,
     list_delegations,
     revoke_delegation,
+    specialists_of,
 )
+from services.context import Context
+from services.errors import DomainError, InvalidInput
+from storage.models import TZ, User
 from storage.models_assignments import Assignment, Delegation
 
 router = APIRouter(prefix="/api/v1", tags=["assignments"])
@@ -313,3 +321,134 @@ def revoke(
     admin); it stays listed with who revoked it, when and why."""
     row = revoke_delegation(ctx, officer.actor, delegation_id, reason)
     return DelegationPublic.of(row, ctx.clock.now())
+
+
+# --- officer pages: assign from the worklist, delegate ----------------------------------------
+
+pages_router = APIRouter(include_in_schema=False)
+
+
+def worklist_panel(ctx: Context, officer: Officer) -> dict[str, Any]:
+    """What the worklist page needs for assignment: the units where the officer may assign now
+    (own as leader, or by a delegation in force), that unit's specialists, the delegations."""
+    actor = officer.actor
+    powers = leader_units(ctx, actor)
+    unit = officer.unit_code
+    can_assign = unit in powers
+    now = ctx.clock.now()
+    delegations = list_delegations(ctx, actor, limit=20) if officer.role != "counter" else []
+    deputies: list[Any] = []
+    if officer.role == "leader":
+        with ctx.uow() as uow:
+            deputies = list(
+                uow.session.exec(
+                    select(User)
+                    .where(
+                        User.unit_code == unit,
+                        col(User.role).in_(sorted(DEPUTY_ROLES)),
+                        col(User.active).is_(True),
+                        User.username != officer.username,
+                    )
+                    .order_by(col(User.role), col(User.username))
+                ).all()
+            )
+    return {
+        "can_assign": can_assign,
+        "acting_for": powers.get(unit) if can_assign else None,
+        "specialists": specialists_of(ctx, unit) if can_assign else [],
+        "delegations": [(d, d.active_at(now), d.valid_to > now) for d in delegations],
+        "deputies": deputies,
+        "now_local": now.strftime("%Y-%m-%dT%H:%M"),
+    }
+
+
+def _to_worklist(**query: str | int) -> RedirectResponse:
+    return RedirectResponse(f"/worklist?{urlencode(query)}", status_code=303)
+
+
+def _worklist_error(request: Request, ctx: Context, officer: Officer, error: str, status: int,
+                    problems_list: list[str] | None = None) -> Response:  # fmt: skip
+    from api.routes.pages import worklist_page
+
+    page = worklist_page(request, ctx, officer, error=error, error_items=problems_list or [])
+    page.status_code = status
+    return page
+
+
+@pages_router.post("/worklist/assign", response_model=None)
+def assign_page(
+    request: Request,
+    ctx: ContextDep,
+    officer: MaybeOfficerDep,
+    assignee: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    dossier: Annotated[list[str] | None, Form(max_length=80)] = None,
+) -> Response:
+    """The leader's worklist form: the ticked dossiers (``CODE@VERSION``) to one specialist."""
+    if officer is None:
+        return RedirectResponse("/signin?next=/worklist", status_code=303)
+    picked = dossier or []
+    codes, expected = [], {}
+    for value in picked:
+        code, _, version = value.rpartition("@")
+        if not code:
+            code, version = value, ""
+        codes.append(code)
+        if version.isdigit() and len(version) < 10:
+            expected[code] = int(version)
+    try:
+        if not assignee:
+            raise InvalidInput("Cần chọn chuyên viên", "Choose a specialist")
+        done = assign(ctx, officer.actor, codes, assignee, reason, expected=expected)
+    except AssignmentRefused as refused:
+        items = [f"{code}: {error.message_vi}" for code, error in refused.failures]
+        return _worklist_error(request, ctx, officer, "Không hồ sơ nào được phân công.", 409, items)
+    except DomainError as error:
+        return _worklist_error(request, ctx, officer, error.message_vi, status_of(error))
+    return _to_worklist(assigned=len(done), to=assignee)
+
+
+@pages_router.post("/worklist/delegations", response_model=None)
+def delegate_page(
+    request: Request,
+    ctx: ContextDep,
+    officer: MaybeOfficerDep,
+    deputy: Annotated[str, Form(max_length=64)] = "",
+    valid_from: Annotated[str, Form(max_length=32)] = "",
+    valid_to: Annotated[str, Form(max_length=32)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    if officer is None:
+        return RedirectResponse("/signin?next=/worklist", status_code=303)
+    try:
+        start, end = _local(valid_from), _local(valid_to)
+        delegate(ctx, officer.actor, deputy, start, end, reason)
+    except DomainError as error:
+        return _worklist_error(request, ctx, officer, error.message_vi, status_of(error))
+    return _to_worklist(delegated=deputy)
+
+
+@pages_router.post("/worklist/delegations/{delegation_id}/revoke", response_model=None)
+def revoke_page(
+    delegation_id: int,
+    request: Request,
+    ctx: ContextDep,
+    officer: MaybeOfficerDep,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    if officer is None:
+        return RedirectResponse("/signin?next=/worklist", status_code=303)
+    try:
+        revoke_delegation(ctx, officer.actor, delegation_id, reason)
+    except DomainError as error:
+        return _worklist_error(request, ctx, officer, error.message_vi, status_of(error))
+    return _to_worklist(revoked=delegation_id)
+
+
+def _local(text: str) -> datetime:
+    """A ``datetime-local`` field, read on the Asia/Ho_Chi_Minh clock."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput("Thời điểm không hợp lệ (ngày giờ)", "Invalid date and time") from None
+    return value if value.tzinfo else value.replace(tzinfo=TZ)

@@ -19,6 +19,7 @@ from api.routes.auth import client_of
 from api.routes.dossiers import load_visible, to_public
 from api.templating import templates
 from services.accounts import TOKEN_HOURS, issue_token, sign_in
+from services.assignments import leader_units
 from services.catalog import ProcedureVersion
 from services.context import Context
 from services.dossiers import Applicant, DossierIn, act, submit_dossier
@@ -289,29 +290,73 @@ def worklist(
     officer: MaybeOfficerDep,
     status: Annotated[str | None, Query(max_length=48)] = None,
     late_only: bool = False,
+    scope: Annotated[str | None, Query(pattern="^(unit|unassigned)$")] = None,
+    assigned: Annotated[int | None, Query(ge=0, le=1000)] = None,
+    to: Annotated[str | None, Query(max_length=64)] = None,
+    delegated: Annotated[str | None, Query(max_length=64)] = None,
+    revoked: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     if officer is None:
         return to_signin(request)
-    province_wide = officer.role in ("supervisor", "admin")
-    rows = list_dossiers(
-        ctx,
-        officer.actor,
-        DossierFilter(
-            status=status or None,
-            late_only=late_only,
-            current_unit=None if province_wide else officer.unit_code,
-            open_only=not status,
-        ),
-        limit=300,
-        order="due",
+    notice = None
+    if assigned is not None:
+        notice = f"Đã phân công {assigned} hồ sơ cho {to or ''}."
+    elif delegated:
+        notice = f"Đã ủy quyền cho {delegated}."
+    elif revoked is not None:
+        notice = f"Đã thu hồi ủy quyền số {revoked}."
+    return worklist_page(
+        request, ctx, officer, status=status, late_only=late_only, scope=scope, notice=notice
     )
-    statuses = sorted({d.status for d in rows} | ({status} if status else set()))
+
+
+def worklist_page(
+    request: Request,
+    ctx: Context,
+    officer: Officer,
+    *,
+    status: str | None = None,
+    late_only: bool = False,
+    scope: str | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    """Dossiers at the officer's unit, due soonest first. A leader (or a deputy by a delegation
+    in force) ticks dossiers and assigns them to a specialist; a specialist sees first what is
+    assigned to them, then what nobody has yet (``scope=unit``: everything at the unit)."""
+    from api.routes.assignments import worklist_panel
+
+    province_wide = officer.role in ("supervisor", "admin")
+    panel = worklist_panel(ctx, officer)
+    specialist = officer.role == "specialist"
+    if specialist and scope is None and not panel["can_assign"]:
+        scope = "unassigned"
+
+    def rows(**only: Any) -> list[Any]:
+        found = list_dossiers(
+            ctx,
+            officer.actor,
+            DossierFilter(
+                status=status or None,
+                late_only=late_only,
+                current_unit=None if province_wide else officer.unit_code,
+                open_only=not status,
+                **only,
+            ),
+            limit=300,
+            order="due",
+        )
+        return found
+
+    items = rows(unassigned=scope == "unassigned")
+    mine = rows(assignee=officer.username) if specialist else []
+    statuses = sorted({d.status for d in items} | ({status} if status else set()))
     labels = [(s, STATE_LABELS.get(s, (s, s))[0]) for s in statuses]
     unit = ctx.catalog.units.get(officer.unit_code)
     return render(
-        request, "worklist", officer, items=[to_public(ctx, d) for d in rows],
-        statuses=labels, status=status, late_only=late_only,
-        unit_name=unit.name if unit else officer.unit_code,
+        request, "worklist", officer, items=[to_public(ctx, d) for d in items],
+        mine=[to_public(ctx, d) for d in mine], statuses=labels, status=status,
+        late_only=late_only, scope=scope, unit_name=unit.name if unit else officer.unit_code,
+        **panel, **extra,
     )  # fmt: skip
 
 
@@ -320,11 +365,15 @@ def _dossier_page(
 ) -> HTMLResponse:
     dossier = load_visible(ctx, officer, code)
     public = to_public(ctx, dossier)
-    mine = ROLE_EVENTS.get(officer.role, set())
+    mine = set(ROLE_EVENTS.get(officer.role, set()))
+    if officer.role not in ("leader", "admin") and officer.unit_code in leader_units(
+        ctx, officer.actor
+    ):  # a deputy by a delegation in force: the leader's events too (services.assignments)
+        mine |= ROLE_EVENTS["leader"]
     actions = [e for e in public.allowed_events if e in mine]
     slip = control_slip(ctx, code)
     return render(
-        request, "dossier", officer, d=public, actions=actions, slip_rows=slip.rows,
+        request, "dossier", officer, d=public, actions=actions, slip_rows=slip.timeline,
         unit_names=slip.unit_names, forms=FORM_LINKS, **extra,
     )  # fmt: skip
 

@@ -4,11 +4,15 @@ PostgreSQL, the API and the pages through the app."""
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from api.app import create_app
 from services.assignments import (
     AlreadyAssigned,
     AssigneeNotInUnit,
@@ -29,6 +33,7 @@ from services.directory import create_officer, hash_password
 from services.dossiers import Applicant, DossierIn, act, submit_dossier
 from services.errors import InvalidInput, OutsideYourAgency, StaleDossier, TransitionRejected
 from services.forms import build_form
+from services.settings import Settings
 from services.slip import control_slip, render_text
 from services.worklist import DossierFilter, list_dossiers
 from states.lifecycle import Actor
@@ -326,3 +331,201 @@ def test_the_slip_lists_every_assignment(ctx: Context, people: None) -> None:
     form = build_form(ctx, LEADER, code, "control_slip", "http://127.0.0.1:8000")
     rows = [r for r in form.table_rows if r[1].startswith("Phân công")]
     assert len(rows) == 2 and rows[1][3].endswith("(cv_minh)") and rows[1][5].endswith("nghỉ ốm")
+
+
+# --- API and pages ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(ctx: Context, people: None) -> Iterator[TestClient]:
+    app = create_app(ctx, Settings(secret_key="test-secret"))
+    with TestClient(app, client=("127.0.0.1", 50001)) as client:
+        yield client
+
+
+def bearer(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_assignments_and_delegations_over_http(client: TestClient, ctx: Context) -> None:
+    clock = ctx.clock
+    assert isinstance(clock, FixedClock)
+    codes = at_appraisal(ctx, 3)
+    leader, lan = bearer(client, "ld_stp"), bearer(client, "cv_lan")
+    body = {"dossiers": codes[:2], "assignee": "cv_lan", "reason": "Phân công thụ lý"}
+    first = client.post(
+        "/api/v1/assignments", json=body, headers={**leader, "Idempotency-Key": "a1"}
+    )
+    assert first.status_code == 201, first.text
+    items = first.json()["items"]
+    assert [i["code"] for i in items] == codes[:2]
+    assert (
+        items[0]["assignment"]["kind"] == "assign"
+        and items[0]["assignment"]["assigned_by"] == "ld_stp"
+    )
+    replay = client.post(
+        "/api/v1/assignments", json=body, headers={**leader, "Idempotency-Key": "a1"}
+    )
+    assert replay.json() == first.json() and replay.headers["Idempotent-Replayed"] == "true"
+    # reassign one, with the version seen (its ETag)
+    seen = client.get(f"/api/v1/dossiers/{codes[0]}", headers=leader)
+    assert seen.json()["assignee"] == "cv_lan"
+    again = client.post(
+        "/api/v1/assignments",
+        json={"dossiers": [{"code": codes[0], "version": seen.json()["version"]}],
+              "assignee": "cv_minh", "reason": "Cân đối công việc"},
+        headers=leader,
+    )  # fmt: skip
+    assert again.status_code == 201, again.text
+    assert again.json()["items"][0]["assignment"]["previous_assignee"] == "cv_lan"
+    listed = client.get(f"/api/v1/dossiers/{codes[0]}/assignments", headers=lan)
+    assert listed.status_code == 200
+    assert listed.json()["assignee"] == "cv_minh"
+    assert [(i["kind"], i["assignee"]) for i in listed.json()["items"]] == [
+        ("assign", "cv_lan"), ("reassign", "cv_minh"),
+    ]  # fmt: skip
+    mine = client.get("/api/v1/dossiers", params={"assignee": "cv_lan"}, headers=lan)
+    assert [d["code"] for d in mine.json()["items"]] == [codes[1]]
+    slip = client.get(f"/api/v1/dossiers/{codes[0]}/slip", headers=lan).json()
+    assert [(a["event"], a["giver"], a["receiver"], a["note"]) for a in slip["assignments"]] == [
+        ("assign", "ld_stp", "cv_lan", "Phân công thụ lý"),
+        ("reassign", "ld_stp", "cv_minh", "Cân đối công việc"),
+    ]
+
+    # refused batch: one problem listing each dossier; nothing assigned
+    refused = client.post(
+        "/api/v1/assignments",
+        json={"dossiers": [codes[2], "000.00.01.H37-250303-9999"], "assignee": "cv_ca",
+              "reason": "x"},
+        headers=leader,
+    )  # fmt: skip
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert problem["code"] == "assignment_refused" and problem["detail_en"]
+    assert {(e["dossier"], e["code"], e["status"]) for e in problem["errors"]} == {
+        (codes[2], "assignee_not_in_unit", 422),
+        ("000.00.01.H37-250303-9999", "dossier_not_found", 404),
+    }
+    by_specialist = client.post(
+        "/api/v1/assignments", json={**body, "dossiers": [codes[2]]}, headers=lan
+    )
+    assert by_specialist.status_code == 403  # every refusal is a 403: the batch answers 403
+    assert by_specialist.json()["errors"][0]["code"] == "not_unit_leader"
+    assert client.get(f"/api/v1/dossiers/{codes[2]}/assignments", headers=lan).json()["items"] == []
+    assert (
+        client.post(
+            "/api/v1/assignments", json={**body, "dossiers": []}, headers=leader
+        ).status_code
+        == 422
+    )
+
+    # delegation: create, list, used by the deputy, revoked
+    now = clock.now()
+    created = client.post(
+        "/api/v1/delegations",
+        json={"deputy": "cv_minh", "valid_from": now.isoformat(),
+              "valid_to": (now + timedelta(days=2)).isoformat(), "reason": "Đi công tác"},
+        headers=leader,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    delegation = created.json()
+    assert delegation["active"] and delegation["leader"] == "ld_stp"
+    naive = client.post(
+        "/api/v1/delegations",
+        json={"deputy": "cv_minh", "valid_from": "2025-03-03T09:00:00",
+              "valid_to": "2025-03-04T09:00:00", "reason": "x"},
+        headers=leader,
+    )  # fmt: skip
+    assert naive.status_code == 422
+    minh = bearer(client, "cv_minh")
+    not_leader = {
+        "deputy": "cv_lan",
+        "valid_from": now.isoformat(),
+        "valid_to": (now + timedelta(days=1)).isoformat(),
+        "reason": "x",
+    }
+    assert client.post("/api/v1/delegations", json=not_leader, headers=minh).status_code == 403
+    listed_d = client.get("/api/v1/delegations", params={"active": "true"}, headers=minh)
+    assert [d["id"] for d in listed_d.json()["items"]] == [delegation["id"]]
+    by_deputy = client.post(
+        "/api/v1/assignments", json={**body, "dossiers": [codes[2]]}, headers=minh
+    )
+    assert by_deputy.status_code == 201, by_deputy.text
+    assert by_deputy.json()["items"][0]["assignment"]["on_behalf_of"] == "ld_stp"
+    assert client.delete(f"/api/v1/delegations/{delegation['id']}", headers=minh).status_code == 403
+    gone = client.delete(
+        f"/api/v1/delegations/{delegation['id']}", params={"reason": "Đã về"}, headers=leader
+    )
+    assert gone.status_code == 200 and gone.json()["revoked_by"] == "ld_stp"
+    assert not gone.json()["active"]
+    assert (
+        client.delete(f"/api/v1/delegations/{delegation['id']}", headers=leader).status_code == 409
+    )
+    assert client.delete("/api/v1/delegations/999999", headers=leader).status_code == 404
+    after = client.post(
+        "/api/v1/assignments",
+        json={**body, "dossiers": [codes[1]], "assignee": "cv_minh"},
+        headers=minh,
+    )
+    assert after.status_code == 403
+
+
+def signin(client: TestClient, username: str) -> None:
+    client.cookies.clear()
+    response = client.post(
+        "/signin", data={"username": username, "password": PASSWORD}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+
+
+def test_the_leader_assigns_from_the_worklist_page(client: TestClient, ctx: Context) -> None:
+    codes = at_appraisal(ctx, 3)
+    signin(client, "ld_stp")
+    page = client.get("/worklist")
+    assert page.status_code == 200
+    boxes = re.findall(r'name="dossier" value="([^"]+)"', page.text)
+    assert sorted(b.split("@")[0] for b in boxes) == sorted(codes)
+    assert '<option value="cv_lan">' in page.text and '<option value="cv_minh">' in page.text
+    assert 'id="delegate-form"' in page.text
+    picked = [b for b in boxes if b.split("@")[0] in codes[:2]]
+    done = client.post(
+        "/worklist/assign",
+        data={"dossier": picked, "assignee": "cv_lan", "reason": "Giao xử lý trong tuần"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and "assigned=2" in done.headers["location"]
+    assert "Đã phân công 2 hồ sơ cho cv_lan" in client.get(done.headers["location"]).text
+    # the same ticks again: versions moved, nothing assigned, each dossier named
+    stale = client.post(
+        "/worklist/assign",
+        data={"dossier": picked, "assignee": "cv_minh", "reason": "x"},
+        follow_redirects=False,
+    )
+    assert stale.status_code == 409 and stale.text.count("<li>") >= 2
+    assert all(dossier(ctx, c).assignee == "cv_lan" for c in codes[:2])
+    # delegation form, then the deputy's worklist can assign
+    delegated = client.post(
+        "/worklist/delegations",
+        data={"deputy": "cv_minh", "valid_from": "2025-03-03T07:30", "valid_to": "2025-03-05T17:30",
+              "reason": "Đi công tác"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert delegated.status_code == 303, delegated.text
+    assert "Đang hiệu lực" in client.get("/worklist").text
+    # the specialist: assigned to me first, then what nobody has yet
+    signin(client, "cv_lan")
+    lan_page = client.get("/worklist").text
+    mine_part, rest = lan_page.split("Hồ sơ chưa phân công tại đơn vị")
+    assert codes[0] in mine_part and codes[1] in mine_part and codes[2] not in mine_part
+    assert codes[2] in rest and 'name="dossier"' not in lan_page
+    signin(client, "cv_minh")
+    minh_page = client.get("/worklist").text
+    assert "ủy quyền điều hành đơn vị" in minh_page and 'name="dossier"' in minh_page
+    # the slip page and Form 05 show the assignments
+    dossier_page = client.get(f"/dossiers/{codes[0]}").text
+    assert "Phân công thụ lý" in dossier_page and "(cv_lan)" in dossier_page
+    form = client.get(f"/dossiers/{codes[0]}/forms/control_slip").text
+    assert "Phân công thụ lý" in form and "Giao xử lý trong tuần" in form
