@@ -63,7 +63,10 @@ OFFICERS = {  # who plays which part of MOJ.lltp
     "leader": ("ld_cr", "leader", JUSTICE),
     "digitizer": ("soha_cr", "digitizer", CENTRE),
 }
-RECEIVED_VERSION = 2  # the row is inserted (1) and received (2) in one transaction
+# where a dossier in a state goes on in PATH (the ETag version is opaque: it grows with every
+# write of the row, which may be more than one per transition)
+NEXT_IN_PATH = {"intake": 0, "appraisal": 1, "verification": 2, "approval": 3, "approved": 4,
+                "result_ready": 5, "returned": 6}  # fmt: skip
 # receive, then: (event, who, body)
 PATH: list[tuple[str, str, dict[str, Any]]] = [
     ("forward", "counter", {}),
@@ -313,7 +316,11 @@ class Rig:
 
 
 @contextlib.contextmanager
-def rig(*, keep: bool = False, lease_s: float = 5.0) -> Iterator[Rig]:
+def rig(*, keep: bool = False, lease_s: float = 5.0, prefect: str = "server") -> Iterator[Rig]:
+    """``prefect="server"``: the worker runs its flows against a ``prefect server start``
+    process (started once, never killed), so a restarted worker is draining again within
+    seconds; ``"local"``: each worker process starts Prefect's local server itself (its child,
+    killed with it), which takes tens of seconds on a busy 2-core machine."""
     from services.accounts import Identity, issue_token
     from services.catalog import default_catalog
     from services.clock import TZ
@@ -398,11 +405,28 @@ def rig(*, keep: bool = False, lease_s: float = 5.0) -> Iterator[Rig]:
             [*MOTCUA, "worker", "--loop", "--no-deadlines", "--poll-s", "0.2"],
             env_for("worker"), tmp / "worker.log",
         )  # fmt: skip
-        procs.extend([agency, api, worker])
+        procs.extend([agency, api])
+        if prefect == "server":  # the slowest to start: first, waited for last
+            prefect_port = free_port()
+            prefect_api = f"http://127.0.0.1:{prefect_port}/api"
+            server = Proc(
+                "prefect-server",
+                [str(Path(sys.executable).parent / "prefect"), "server", "start",
+                 "--host", "127.0.0.1", "--port", str(prefect_port)],
+                {**base_env, **quiet, "PREFECT_HOME": str(tmp / "prefect-server"),
+                 "PREFECT_UI_ENABLED": "false"},
+                tmp / "prefect-server.log",
+            )  # fmt: skip
+            procs.insert(0, server)
+            worker.env["PREFECT_API_URL"] = prefect_api
         for proc in procs:
             proc.start()
         wait_http(f"{agency_url}/stats", agency)
         wait_http(f"{api_url}/healthz", api)
+        if prefect == "server":
+            wait_http(f"{prefect_api}/health", server)
+        worker.start()
+        procs.append(worker)
         now = datetime.now(TZ)
         tokens = {
             part: issue_token(Identity(u, u, role, unit), SECRET, now)
@@ -504,7 +528,7 @@ class LoadClient:
             response = client.request(method, url, **kwargs)
         except httpx.HTTPError:
             self.tally.count("no answer")
-            time.sleep(0.1)
+            time.sleep(0.2)
             return None
         self.tally.count(str(response.status_code))
         if response.status_code == 503:
@@ -572,7 +596,7 @@ class LoadClient:
                 with self.tally.lock:
                     self.tally.anomalies.append(f"receive: {response.status_code} {response.text}")
                 return
-        for event, who, payload in PATH[dossier["version"] - RECEIVED_VERSION :]:
+        for event, who, payload in PATH[NEXT_IN_PATH[dossier["status"]] :]:
             done = False
             while not done:
                 if self.stop.is_set():
@@ -596,7 +620,7 @@ class LoadClient:
                     current = self._current(client, dossier["code"])
                     if current is None:
                         return
-                    if current["version"] == dossier["version"] + 1:
+                    if current["status"] != dossier["status"]:
                         with self.tally.lock:
                             self.tally.applied_unacknowledged += 1
                         dossier = current
@@ -705,23 +729,21 @@ def verify(rig: Rig, acks: list[Ack]) -> Verdict:
     v.transitions = sum(len(e) for e in events.values())
     by_code = {d.code: d.id for d in dossiers.values()}
 
-    # 1. every acknowledged transition: the event row at that version, that event, that state
+    # 1. every acknowledged transition: its event row (that event into that state; each state
+    # of the path is entered once), the acknowledged versions growing along the events
+    acked: dict[int, list[tuple[int, Ack]]] = defaultdict(list)
     for ack in acks:
-        rows = events.get(by_code.get(ack.code, -1), [])
-        seq = ack.version - RECEIVED_VERSION + 1
-        row = rows[seq - 1] if 0 < seq <= len(rows) else None
-        if (
-            row is not None
-            and row.seq == seq
-            and (row.event, row.to_state)
-            == (
-                ack.event,
-                ack.status,
-            )
-        ):
-            v.found += 1
-        else:
+        dossier_id = by_code.get(ack.code, -1)
+        seq = next(
+            (e.seq for e in events.get(dossier_id, [])
+             if (e.event, e.to_state) == (ack.event, ack.status)),
+            None,
+        )  # fmt: skip
+        if seq is None:
             v.missing.append(f"{ack.code} {ack.event} v{ack.version} → {ack.status}")
+        else:
+            v.found += 1
+            acked[dossier_id].append((seq, ack))
 
     # 2. no dossier half-moved: events chain from submitted to the state, version counts them,
     # each transition's outbox rows are there, once
@@ -739,8 +761,15 @@ def verify(rig: Rig, acks: list[Ack]) -> Verdict:
             state = e.to_state
         if state != dossier.status:
             problems.append(f"status {dossier.status}, events end at {state}")
-        if dossier.version != len(chain) + RECEIVED_VERSION - 1:
-            problems.append(f"version {dossier.version} for {len(chain)} events")
+        seen = sorted(acked.get(dossier.id, []), key=lambda x: x[0])
+        versions = [a.version for _, a in seen]
+        if versions != sorted(set(versions)):
+            problems.append(f"acknowledged versions {versions} do not grow along the events")
+        if seen and dossier.version < versions[-1]:
+            problems.append(f"version {dossier.version} behind the acknowledged {versions[-1]}")
+        if seen and seen[-1][0] == len(chain) and dossier.version != versions[-1]:
+            problems.append(f"version {dossier.version} after the last event, acknowledged "
+                            f"{versions[-1]}")  # fmt: skip
         done = {(e.event, e.to_state) for e in chain}
         groups = Counter(
             (r.kind, r.target, (r.payload or {}).get("event"), (r.payload or {}).get("status"))
@@ -798,6 +827,7 @@ class KillReport:
     worker_kills: int = 0
     worker_kills_while_delivering: int = 0
     api_restart_s: list[float] = field(default_factory=list)
+    worker_ready_s: list[float] = field(default_factory=list)  # start → first claim
     seconds: float = 0.0
     drain_s: float = 0.0
 
@@ -824,10 +854,15 @@ def run_kills(
     def kill_worker() -> None:
         try:
             for _ in range(kills):
+                t = time.monotonic()
                 busy = r.worker_busy(timeout=120)  # it has started and claims rows
+                if busy:
+                    report.worker_ready_s.append(time.monotonic() - t)
                 time.sleep(rng.uniform(0.0, 1.0))
                 r.worker.kill()
                 report.worker_kills += 1
+                if not busy:  # a restarted worker must come back: not in 120 s is a failure
+                    raise RuntimeError(f"the worker never claimed a row\n{r.worker.tail()}")
                 report.worker_kills_while_delivering += busy
                 r.worker.start()
         except BaseException as error:
@@ -1036,6 +1071,10 @@ def print_kills(report: KillReport, load: LoadClient, v: Verdict) -> None:
     if restarts:
         print(f"   API restart → answering: median {restarts[len(restarts) // 2]:.1f} s, "
               f"max {restarts[-1]:.1f} s")  # fmt: skip
+    ready = sorted(report.worker_ready_s)
+    if ready:
+        print(f"   worker (re)start → first claim: median {ready[len(ready) // 2]:.1f} s, "
+              f"max {ready[-1]:.1f} s")  # fmt: skip
     print(f"   answers: {dict(sorted(t.answers.items()))}")
     print(f"   dossiers in the database: {v.dossiers} ({load.dossiers_done} taken to the end "
           f"by the client); transitions in the database: {v.transitions}")  # fmt: skip
@@ -1063,11 +1102,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="load client threads")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--prefect", choices=["server", "local"], default="server",
+        help="the worker's Prefect API: one `prefect server start` process, or its own local one",
+    )  # fmt: skip
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     print(f"motcua crash test: --kills {args.kills}, seed {seed}; load average {load_average()}")
     ok = True
-    with rig(keep=args.keep) as r:
+    print(f"Prefect: {args.prefect}")
+    with rig(keep=args.keep, prefect=args.prefect) as r:
         print(f"processes up (temporary folder {r.tmp})", flush=True)
         report, load, verdict = run_kills(r, kills=args.kills, threads=args.threads, seed=seed)
         print_kills(report, load, verdict)
