@@ -101,9 +101,9 @@ def submit_dossier(
     step_units = {
         step.id: ctx.catalog.resolve_agency(step.agency, unit.code) for step in version.process
     }
-    if data.external_ref:
-        _refuse_taken_ref(ctx, data.external_ref)
     with ctx.uow() as uow:
+        if data.external_ref:  # checked in this transaction: an importer's outer one stays alive
+            _refuse_taken_ref(uow.session, data.external_ref)
         number = next_sequence(uow.session, unit.code, now.date())
         dossier = Dossier(
             code=f"{unit.code}-{now:%y%m%d}-{number:04d}",
@@ -134,7 +134,7 @@ def submit_dossier(
             if not data.external_ref:
                 raise
             uow.session.rollback()
-            _refuse_taken_ref(ctx, data.external_ref)
+            _refuse_taken_ref(uow.session, data.external_ref)
             raise
         if then is not None:
             _apply(ctx, uow.session, dossier, version, actor, then, now, reason=reason)
@@ -156,9 +156,8 @@ class ExternalRefTaken(DomainError):
         )
 
 
-def _refuse_taken_ref(ctx: Context, ref: str) -> None:
-    with ctx.uow() as uow:
-        existing = uow.session.exec(select(Dossier.code).where(Dossier.external_ref == ref)).first()
+def _refuse_taken_ref(session: Any, ref: str) -> None:
+    existing = session.exec(select(Dossier.code).where(Dossier.external_ref == ref)).first()
     if existing is not None:
         raise ExternalRefTaken(ref, existing)
 
