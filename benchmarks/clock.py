@@ -15,12 +15,15 @@ from decimal import Decimal
 
 from services.clock import TZ, default_calendar
 
+from .report import Report
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    rep = Report("clock", "Due-date computations (`benchmarks.clock`)")
     rng = random.Random(args.seed)
     calendar = default_calendar()
     base = datetime(2024, 1, 1, tzinfo=TZ)
@@ -36,9 +39,10 @@ def main() -> None:
     for received, days in cases:
         calendar.due_at_receipt(received, days)
     elapsed = time.perf_counter() - started
-    print(f"due-date computations: {args.n:,} in {elapsed:.2f} s")
-    print(f"throughput: {args.n / elapsed:,.0f} per second (one core)")
-    print(f"mean: {elapsed / args.n * 1e6:.1f} µs per due date")
+    rep.print(f"due-date computations: {args.n:,} in {elapsed:.2f} s")
+    rep.print(f"throughput: {args.n / elapsed:,.0f} per second (one core)")
+    rep.print(f"mean: {elapsed / args.n * 1e6:.1f} µs per due date")
+    rep.save()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
+from .report import Report
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/motcua_handoffs_bench"
 
@@ -62,6 +64,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
+    rep = Report(
+        "handoffs",
+        "Inter-agency handoffs through one worker (`benchmarks.handoffs`)",
+        database_url=args.database_url,
+    )
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -191,22 +198,25 @@ def main() -> None:
         }
     latencies = sorted(received[k] - t for k, t in created.items() if k in received)
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    print(f"database: {engine.dialect.name}; batch {args.batch_size}, {args.concurrency} in flight")
-    print(
+    say = rep.print
+    say(f"database: {engine.dialect.name}; batch {args.batch_size}, {args.concurrency} in flight")
+    say(
         f"throughput: {args.backlog} handoffs in {elapsed:.2f} s → "
         f"{throughput:.0f} handoffs/s through one worker"
     )
-    print(
+    say(
         f"latency at {args.rate:.0f}/s for {args.seconds:.0f} s ({len(latencies)} handoffs): "
         f"commit → delivery p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, "
         f"max {latencies[-1] * 1000:.0f} ms"
     )
-    print(
+    say(
         f"agency: {len(received)} unique deliveries, {copies - len(received)} duplicates "
         f"(of {args.backlog + commits} committed)"
     )
-    goal = throughput >= 200 and q[94] < 2
-    print("goal (≥ 200/s, p95 < 2 s):", "met" if goal else "NOT met")
+    rep.goal(f"≥ 200 handoffs/s ({throughput:.0f})", throughput >= 200)
+    rep.goal(f"commit → delivery p95 < 2 s ({q[94]:.2f} s)", q[94] < 2)
+    rep.goal(f"no duplicate delivery ({copies - len(received)})", copies == len(received))
+    rep.save()
 
 
 if __name__ == "__main__":
