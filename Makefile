@@ -25,6 +25,9 @@ run: setup
 test: setup services
 	.venv/bin/python -m pytest -q
 
+bench: setup services
+	.venv/bin/python -m benchmarks   # every benchmark, each writes its section of BENCHMARKS.md
+
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
