@@ -62,7 +62,9 @@ def test_sigkill_of_api_and_worker_under_load_loses_nothing(
 def test_postgres_restart_under_load_answers_503_then_recovers(
     crash_rig: Rig, acknowledged: list
 ) -> None:
-    report, load = run_postgres_restart(crash_rig, threads=2, outage_s=2.0, after_s=1.0)
+    report, load = run_postgres_restart(
+        crash_rig, threads=2, before_s=1.0, outage_s=2.0, after_s=1.0
+    )
     assert report.answers_during["503"] > 0, report.answers_during
     assert report.bad_503 == [] and report.other_5xx == 0, report
     assert report.recovered_after_s is not None and report.recovered_after_s < 10, report
