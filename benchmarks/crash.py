@@ -956,11 +956,11 @@ class S3Report:
     def ok(self) -> bool:
         return (
             all(s == 201 for s in self.before)
-            and self.during
+            and bool(self.during)
             and all(s == 503 for s in self.during)
             and not self.bad_503
             and self.cut_mid_body in (503, 422)
-            and self.after
+            and bool(self.after)
             and all(s == 201 for s in self.after)
             and self.rows == self.uploads_acknowledged
             and self.rows_without_object == 0
