@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 
 from sqlmodel import col, select, update
 
+from services.assignments import assign
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, TZ, FixedClock
 from services.context import Context
@@ -112,6 +113,15 @@ def ensure_officers(ctx: Context, day: date) -> dict[tuple[str, str], str]:
             password_hash=shared_hash,
         )
         usernames[(unit_code, role)] = username
+        if role == "specialist":  # a second specialist: the leader shares the work out
+            create_officer(
+                ctx,
+                f"{username}_2",
+                f"{FAMILY[(index + 3) % len(FAMILY)]} {GIVEN[(index + 5) % len(GIVEN)]}",
+                role,
+                unit_code,
+                password_hash=shared_hash,
+            )
     return usernames
 
 
@@ -147,6 +157,22 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
 
     def actor(unit: str, role: str) -> Actor:
         user = users[officers[(unit, role)]]
+        return Actor(user.username, user.role, user.unit_code)
+
+    def handler(dossier: Dossier, unit: str, role: str) -> Actor:
+        """The specialist assigned to the dossier at this step; the unit's leader assigns one
+        of its two specialists (by the code, not the random stream) when nobody has it yet."""
+        if role != "specialist":
+            return actor(unit, role)
+        if dossier.assignee is None:
+            first = officers[(unit, role)]
+            pick = first if sum(map(ord, dossier.code)) % 2 == 0 else f"{first}_2"
+            try:
+                assign(sim, actor(unit, "leader"), [dossier.code], pick, "Phân công thụ lý")
+            except DomainError:
+                return actor(unit, role)
+            dossier.assignee = pick
+        user = users[dossier.assignee]
         return Actor(user.username, user.role, user.unit_code)
 
     result = DemoResult(start=start, end=end)
@@ -188,12 +214,15 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
                 if step.share == 0:
                     left = left // steps_after
             share = max(left, 10)
+            worker = (
+                actor(unit, step.role) if step.inter_agency else handler(dossier, unit, step.role)
+            )
             roll = rng.random()
             if roll < 0.06 and dossier.supplement_count == 0 and step.role != "counter":
                 at = later(now, int(share * rng.uniform(0.1, 0.5)))
 
                 def ask() -> None:
-                    d = do(code, "request_supplement", actor(unit, step.role),
+                    d = do(code, "request_supplement", worker,
                            reason="Thiếu bản sao giấy tờ theo danh mục")  # fmt: skip
                     if d:
                         back = later(clock.now(), rng.randint(1, 4) * MINUTES_PER_DAY)
@@ -221,7 +250,7 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
 
                 def decide() -> None:
                     why = "Không đủ điều kiện theo quy định" if rejected else None
-                    d = do(code, event, actor(unit, step.role), decision_ref=f"QĐ-{code}",
+                    d = do(code, event, worker, decision_ref=f"QĐ-{code}",
                            reason=why)  # fmt: skip
                     if d:
                         progress(d, version)
@@ -231,7 +260,7 @@ def run_demo(ctx: Context, days: int, seed: int, end: date | None = None) -> Dem
                 who = "system" if step.inter_agency else step.role
 
                 def forward() -> None:
-                    a = actor(unit, step.role)
+                    a = worker
                     if who == "system":
                         a = Actor(f"system.{unit}", "system", unit)
                     d = do(code, "forward", a)
