@@ -504,16 +504,14 @@ def assign(
                 reason=why,
                 at=now,
             )
-            version = dossier.version
+            code, version = dossier.code, dossier.version
             dossier.assignee = target.username
             session.add(dossier)
             session.add(row)
             try:
                 session.flush()
             except StaleDataError:  # another officer changed it since it was read above
-                raise AssignmentRefused(
-                    [(dossier.code, StaleDossier(dossier.code, version))], len(codes)
-                ) from None
+                raise AssignmentRefused([(code, StaleDossier(code, version))], len(codes)) from None
             done.append((dossier, row))
         uow.commit()
     return [Assigned(d.code, d.version, a) for d, a in done]
