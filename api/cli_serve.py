@@ -76,7 +76,19 @@ def serve(
         console.print("Luồng nền / background flows: drain-outbox, deadline-watch, digitize")
     try:
         if workers > 1:
-            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+            # Each worker is a spawned process that re-imports this command's module (api.cli,
+            # ~3-5 s of CPU on a 2-core machine) before it answers uvicorn's health check; at
+            # uvicorn's default of 5 s a loaded machine kills and respawns the workers forever
+            # (seen by benchmarks.transitions at load average ~10). A hung worker is then
+            # replaced after 60 s instead of 5.
+            uvicorn.run(
+                "api.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                timeout_worker_healthcheck=60,
+            )
         else:
             uvicorn.run(create_app(ctx, settings), host=host, port=port)
     finally:
