@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from statemachine.exceptions import TransitionNotAllowed
 
 from services.assignments import acting_actor, last_assignee
@@ -362,7 +363,9 @@ def _apply(
         dossier.current_step = None
     if dossier.current_step != previous_step:
         # the assignee is per step: back at a step, the one last assigned there has it again
-        dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
+        # (no autoflush: the dossier is written once, with one version, at the end)
+        with session.no_autoflush:
+            dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
     if to_state in steps and event not in ("supplement",):
         record.to_unit = dossier.step_units[to_state]
         record.data["step_due_at"] = (
@@ -372,7 +375,10 @@ def _apply(
         dossier.current_unit = dossier.step_units[version.process[-1].id]
     dossier.status = to_state
 
-    seq = session.query(DossierEvent).filter(DossierEvent.dossier_id == dossier.id).count()
+    with session.no_autoflush:
+        seq = session.execute(
+            select(func.count()).where(col(DossierEvent.dossier_id) == dossier.id)
+        ).scalar_one()
     record.seq = seq + 1
     session.add(record)
     session.add(dossier)
