@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 ORDER = ("transitions", "dashboard", "upload", "handoffs", "clock")
+NOTES = "<!-- notes -->"  # hand-written notes below it stay last
 HEADER = """# Benchmarks
 
 Written by the benchmark commands themselves (`make bench` runs them all; README, "Benchmarks"):
@@ -163,7 +164,7 @@ def replace_section(document: str, name: str, section: str) -> str:
     if pattern.search(document):
         return pattern.sub(lambda _: section, document, count=1)
     rank = _rank(name)
-    for match in re.finditer(r"<!-- bench:([\w.-]+) -->", document):
-        if _rank(match.group(1)) > rank:
+    for match in re.finditer(r"<!-- bench:([\w.-]+) -->|" + re.escape(NOTES), document):
+        if match.group(0) == NOTES or _rank(match.group(1)) > rank:
             return document[: match.start()] + section + "\n" + document[match.start() :]
     return document.rstrip("\n") + "\n\n" + section

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.report import HEADER, Report, replace_section
+from benchmarks.report import HEADER, NOTES, Report, replace_section
 
 
 def _section(name: str, body: str) -> str:
@@ -48,3 +48,12 @@ def test_save_writes_machine_command_figures_and_goals(tmp_path: Path) -> None:
     assert "cores" in text and "load average" in text and "- date: " in text
     assert "| ≥ 200 handoffs/s | met |" in text
     assert "| p95 < 2 s | **not met** |" in text
+
+
+def test_notes_stay_last() -> None:
+    document = HEADER + "\n" + NOTES + "\n## Notes\nkept by hand\n"
+    document = replace_section(document, "clock", _section("clock", "c"))
+    document = replace_section(document, "transitions", _section("transitions", "t"))
+    assert document.index("bench:transitions") < document.index("bench:clock")
+    assert document.index("bench:clock") < document.index(NOTES)
+    assert document.endswith("kept by hand\n")
