@@ -7,6 +7,7 @@ event row (the process control slip) and the outbox rows, and commits once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -21,7 +22,7 @@ from services.assignments import acting_actor, last_assignee
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
-from services.errors import DomainError, InvalidInput, TransitionRejected
+from services.errors import DomainError, InvalidInput, StaleDossier, TransitionRejected
 from services.fees import payment_required, unpaid_charge_blocking
 from services.portal_sync import portal_sync_rows
 from states.events import (
@@ -173,11 +174,21 @@ def act(
     reason: str | None = None,
     decision_ref: str | None = None,
     new_appointment: datetime | None = None,
+    visible: Callable[[Dossier], None] | None = None,
 ) -> Dossier:
-    """Send one lifecycle event to a dossier (optimistic lock on ``expected_version``)."""
+    """Send one lifecycle event to a dossier (optimistic lock on ``expected_version``).
+
+    ``visible`` (the caller's access check, raising) sees the row first, in the same
+    transaction: not found, then not yours, then stale — with one read of the row."""
     now = ctx.clock.now()
     with ctx.uow() as uow:
-        dossier = uow.get_dossier(code, version=expected_version)
+        if visible is None:
+            dossier = uow.get_dossier(code, version=expected_version)
+        else:
+            dossier = uow.get_dossier(code)
+            visible(dossier)
+            if expected_version is not None and dossier.version != expected_version:
+                raise StaleDossier(code, expected_version, dossier.version)
         charge = unpaid_charge_blocking(uow.session, dossier, event)
         if charge is not None:  # the fee is due before this event (every caller, one guard)
             raise payment_required(code, event, charge)

@@ -237,7 +237,6 @@ def send_event(
     expected = parse_if_match(if_match)
 
     def handle() -> tuple[int, Any, dict[str, str]]:
-        load_visible(ctx, officer, code)
         dossier = act(
             ctx,
             officer.actor,
@@ -247,6 +246,7 @@ def send_event(
             reason=payload.reason,
             decision_ref=payload.decision_ref,
             new_appointment=payload.new_appointment,
+            visible=lambda row: ensure_can_see(ctx.catalog, officer.actor, row),
         )
         return 200, to_public(ctx, dossier), _headers(dossier)
 
