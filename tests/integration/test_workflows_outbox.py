@@ -4,6 +4,7 @@ PostgreSQL (plain service calls; the Prefect flows are in test_workflows.py)."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -56,12 +57,15 @@ def test_concurrent_workers_claim_disjoint_batches(ctx: Context) -> None:
     add_rows(ctx, 300)
     config = OutboxConfig(batch_size=25)
     claimed: dict[str, list[int]] = {}
+    start = threading.Barrier(4)
 
     def work(name: str) -> None:
         mine: list[int] = []
+        start.wait()  # all claim from the same moment (a thread can start late on a loaded machine)
         while batch := claim_batch(ctx, name, config):
             assert len(batch) <= 25
             mine.extend(i.id for i in batch)
+            time.sleep(0.01)  # a real worker delivers its batch before claiming the next one
         claimed[name] = mine
 
     threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
