@@ -448,6 +448,20 @@ def _snapshot_counts(
     return result
 
 
+def _snapshot_in_progress(
+    session: Session, day: date, by: Grouping, filters: Filters
+) -> dict[tuple[str, ...], int]:
+    """The in-progress stock at the end of the closed ``day``, per group, from its snapshot."""
+    c = MetricsDaily.__table__.c  # type: ignore[attr-defined]
+    key = getattr(c, _SNAPSHOT_COLUMNS[by])
+    statement = (
+        select(key, func.coalesce(func.sum(c.in_progress), 0))
+        .where(c.day == day, *_snapshot_filter(filters))
+        .group_by(key)
+    )
+    return {(k,): int(v) for k, v in session.execute(statement).all()}
+
+
 def _open_counts(
     session: Session,
     start: date,
@@ -457,60 +471,84 @@ def _open_counts(
     now: datetime,
     calendar: WorkingCalendar | None,
 ) -> dict[tuple[str, ...], list[int]]:
-    """The open days (today and after): flows from the indexed instants, stocks from the open
-    dossiers (partial index) — no event can be later than ``now``."""
+    """The open days (``start`` is today or later): flows from the indexed instants; the stocks
+    at the end without reading every open dossier — in progress = yesterday's stock (its
+    snapshot) + received − finished − withdrawn since today began (a dossier is finished or
+    withdrawn, never both, and only once received), overdue from the partial index on the open
+    dossiers' due instants, reading only those due before the end. No event is later than
+    ``now``, so the open days' flows are today's."""
+    today = now.astimezone(TZ).date()
     lo, hi = period_bounds(start, end)
+    assert hi > now, "open days end after now"
     d = _dossier_columns()
     key = _group_column(by)
-    result: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0] * len(COUNTS))
     extra = _filter_conditions(filters)
 
-    def run(statement: Any, names: Sequence[str]) -> None:
+    def zero() -> list[int]:
+        return [0] * len(COUNTS)
+
+    def run(statement: Any, names: Sequence[str], into: dict[tuple[str, ...], list[int]]) -> None:
         if _needs_field([by], filters):
             statement = _with_field(statement)
         for values in session.execute(statement.group_by(key)).all():
-            row = result[(values[0],)]
+            row = into[(values[0],)]
             for name, value in zip(names, values[1:], strict=True):
                 row[COUNTS.index(name)] += int(value)
 
-    run(
-        select(key, func.count()).where(d.received_at >= lo, d.received_at < hi, *extra),
-        ["received"],
+    def flows(lo: datetime, into: dict[tuple[str, ...], list[int]]) -> None:
+        run(
+            select(key, func.count()).where(d.received_at >= lo, d.received_at < hi, *extra),
+            ["received"],
+            into,
+        )
+        run(
+            select(
+                key,
+                func.count(),
+                _count(d.timeliness == "early"),
+                _count(d.timeliness == "on_time"),
+                _count(d.timeliness == "late"),
+            ).where(d.result_ready_at >= lo, d.result_ready_at < hi, *extra),
+            ["finished", "early", "on_time", "late"],
+            into,
+        )
+        run(
+            select(key, func.count()).where(
+                d.withdrawn_at >= lo, d.withdrawn_at < hi, d.received_at.is_not(None), *extra
+            ),
+            ["withdrawn"],
+            into,
+        )
+
+    result: dict[tuple[str, ...], list[int]] = defaultdict(zero)
+    flows(lo, result)
+    since_today = result
+    if start > today:
+        since_today = defaultdict(zero)
+        flows(period_bounds(today, end)[0], since_today)
+    yesterday = today - timedelta(days=1)
+    if ensure_snapshots(session, [yesterday], today=today, calendar=calendar):
+        session.commit()
+    stock = _snapshot_in_progress(session, yesterday, by, filters)
+    received, finished, withdrawn, in_progress = (
+        COUNTS.index(n) for n in ("received", "finished", "withdrawn", "in_progress")
     )
-    run(
-        select(
-            key,
-            func.count(),
-            _count(d.timeliness == "early"),
-            _count(d.timeliness == "on_time"),
-            _count(d.timeliness == "late"),
-        ).where(d.result_ready_at >= lo, d.result_ready_at < hi, *extra),
-        ["finished", "early", "on_time", "late"],
-    )
+    for group in set(stock) | set(since_today):
+        moved = since_today.get(group) or zero()
+        result[group][in_progress] = (
+            stock.get(group, 0) + moved[received] - moved[finished] - moved[withdrawn]
+        )
     run(
         select(key, func.count()).where(
-            d.withdrawn_at >= lo, d.withdrawn_at < hi, d.received_at.is_not(None), *extra
-        ),
-        ["withdrawn"],
-    )
-    assert hi > now, "open days end after now"
-    run(
-        select(
-            key,
-            func.count(),
-            _count(
-                and_(
-                    d.due_at < hi,
-                    or_(d.paused_at.is_(None), d.due_at < d.paused_at),
-                )
-            ),
-        ).where(
             d.received_at.is_not(None),
             d.result_ready_at.is_(None),
             d.withdrawn_at.is_(None),
+            d.due_at < hi,
+            or_(d.paused_at.is_(None), d.due_at < d.paused_at),
             *extra,
         ),
-        ["in_progress", "overdue"],
+        ["overdue"],
+        result,
     )
     return dict(result)
 
