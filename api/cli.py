@@ -213,6 +213,7 @@ app.add_typer(_report_app, name="report")
 def main() -> None:  # pragma: no cover
     sys.exit(app())
 
+
 from api import cli_workflows as _wf  # noqa: E402
 
 app.command("worker")(_wf.worker_cmd)

@@ -1,4 +1,5 @@
-"""HTTP routers. Each area adds its router here, one line each; ``api.app.create_app`` mounts them."""
+"""HTTP routers. Each area adds its router here, one line each; ``api.app.create_app`` mounts
+them."""
 
 from __future__ import annotations
 
