@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -43,7 +43,7 @@ def token_of(bearer: HTTPAuthorizationCredentials | None, cookie: str | None) ->
     return cookie or None
 
 
-def current_officer(
+async def current_officer(
     ctx: ContextDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
@@ -56,7 +56,7 @@ def current_officer(
     return Officer.of(read_token(token, settings.secret_key, ctx.clock.now()))
 
 
-def optional_officer(request: Request, ctx: ContextDep, settings: SettingsDep) -> Officer | None:
+async def optional_officer(request: Request, ctx: ContextDep, settings: SettingsDep) -> Officer | None:
     """For pages: the officer of the session cookie, or None (the page redirects to sign-in)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -71,11 +71,11 @@ OfficerDep = Annotated[Officer, Depends(current_officer)]
 MaybeOfficerDep = Annotated[Officer | None, Depends(optional_officer)]
 
 
-def require_roles(*roles: str) -> Callable[[Officer], Officer]:
+def require_roles(*roles: str) -> Callable[[Officer], Awaitable[Officer]]:
     """A dependency that lets through only officers with one of ``roles`` (admin always)."""
     allowed = set(roles)
 
-    def check(officer: OfficerDep) -> Officer:
+    async def check(officer: OfficerDep) -> Officer:
         if officer.role not in allowed and officer.role != "admin":
             raise Forbidden(
                 f"Vai trò {officer.role} không được thực hiện việc này",

@@ -6,6 +6,7 @@ import functools
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from services.catalog import default_catalog, load_catalog
@@ -29,15 +30,19 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
     return Context(engine=engine, catalog=catalog)
 
 
-def get_context(request: Request) -> Context:
-    """The app's Context, built once (``create_app``); tests may override this dependency."""
+async def get_context(request: Request) -> Context:
+    """The app's Context, built once (``create_app``); tests may override this dependency.
+
+    The dependencies of every request are ``async``: a plain ``def`` one costs a hop through
+    the thread pool per request (measured by benchmarks.transitions); the first use, which
+    migrates, still runs in the pool."""
     ctx: Context | None = getattr(request.app.state, "ctx", None)
     if ctx is None:
-        ctx = request.app.state.ctx = open_context()
+        ctx = request.app.state.ctx = await run_in_threadpool(open_context)
     return ctx
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings | None = getattr(request.app.state, "settings", None)
     return settings or get_settings()
 
