@@ -13,9 +13,8 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from statemachine.exceptions import TransitionNotAllowed
 
 from services.assignments import acting_actor, last_assignee
@@ -37,6 +36,7 @@ from states.events import (
 from states.lifecycle import Actor, DossierFacts, is_final, machine_for
 from storage.db import next_sequence
 from storage.models import Dossier, DossierEvent, Outbox
+from storage.transitions import detach, save_transition
 
 CitizenNotice = Literal["received", "supplement_requested", "result_ready", "apology"]
 
@@ -252,6 +252,7 @@ def _apply(
     on_behalf_of: str | None = None,
 ) -> None:
     calendar = ctx.calendar
+    before = detach(session, dossier)  # written in SQL at the end (storage.transitions)
     steps = {step.id: step for step in version.process}
     facts = facts_of(dossier)
     machine = machine_for(
@@ -376,9 +377,7 @@ def _apply(
         dossier.current_step = None
     if dossier.current_step != previous_step:
         # the assignee is per step: back at a step, the one last assigned there has it again
-        # (no autoflush: the dossier is written once, with one version, at the end)
-        with session.no_autoflush:
-            dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
+        dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
     if to_state in steps and event not in ("supplement",):
         record.to_unit = dossier.step_units[to_state]
         record.data["step_due_at"] = (
@@ -388,16 +387,9 @@ def _apply(
         dossier.current_unit = dossier.step_units[version.process[-1].id]
     dossier.status = to_state
 
-    with session.no_autoflush:
-        seq = session.execute(
-            select(func.count()).where(col(DossierEvent.dossier_id) == dossier.id)
-        ).scalar_one()
-    record.seq = seq + 1
-    session.add(record)
-    session.add(dossier)
-    for outbox in _outbox_rows(dossier, version, event, from_unit, to_state, now, notices):
-        session.add(outbox)
-    session.flush()
+    outbox = _outbox_rows(dossier, version, event, from_unit, to_state, now, notices)
+    if not save_transition(session, dossier, before, record, outbox):
+        raise StaleDossier(dossier.code, before["version"])
 
 
 def _enter_step(
