@@ -18,6 +18,7 @@ from services.metrics import on_time_report
 from services.slip import control_slip, render_text
 from states.lifecycle import Actor
 from storage.models import Dossier, DossierEvent, Outbox
+from storage.transitions import detach, save_transition
 
 CENTRE = "000.00.01.H37"  # receives province-level procedures
 JUSTICE = "000.00.02.H37"
@@ -142,6 +143,48 @@ def test_stale_version_is_a_conflict(ctx: Context, clock: FixedClock) -> None:
     act(ctx, COUNTER, dossier.code, "forward", dossier.version)
     with pytest.raises(StaleDossier):
         act(ctx, COUNTER, dossier.code, "withdraw", dossier.version, reason="x")
+
+
+def test_a_transition_written_in_sql_changes_only_what_moved(
+    ctx: Context, clock: FixedClock
+) -> None:
+    """storage.transitions: the UPDATE carries the changed columns and the next version, the
+    event gets the next seq; a row changed since it was read is refused with nothing written."""
+    dossier = submit_dossier(ctx, COUNTER, criminal_record_request())
+    moved = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    assert moved.version == dossier.version + 1
+    with ctx.uow() as uow:
+        fresh = uow.get_dossier(dossier.code)
+        seqs = uow.session.exec(
+            select(DossierEvent.seq)
+            .where(DossierEvent.dossier_id == fresh.id)
+            .order_by(DossierEvent.seq)  # type: ignore[arg-type]
+        ).all()
+    assert (fresh.version, fresh.status, fresh.current_step) == (moved.version, moved.status,
+                                                                   moved.current_step)  # fmt: skip
+    assert fresh.applicant_name == dossier.applicant_name and fresh.due_at == dossier.due_at
+    assert list(seqs) == [1, 2]
+
+    with ctx.uow() as uow:  # read, then someone else moves it, then our write
+        stale = uow.get_dossier(dossier.code)
+        before = detach(uow.session, stale)
+    act(ctx, COUNTER, dossier.code, "withdraw", None, reason="Công dân rút")
+    with ctx.uow() as uow:
+        stale.status = "appraisal_done"
+        record = DossierEvent(
+            dossier_id=stale.id,  # type: ignore[arg-type]
+            seq=0, event="forward", from_state=before["status"], to_state="x", at=clock.now(),
+            actor_username="a", actor_role="specialist", actor_unit="u",
+        )  # fmt: skip
+        assert save_transition(uow.session, stale, before, record, []) is False
+        uow.commit()
+    with ctx.uow() as uow:
+        final = uow.get_dossier(dossier.code)
+        count = len(
+            uow.session.exec(select(DossierEvent).where(DossierEvent.dossier_id == final.id)).all()
+        )
+    assert final.status == "withdrawn" and final.version == moved.version + 1
+    assert count == 3  # receive, forward, withdraw: nothing of the refused write
 
 
 def test_a_refused_event_writes_nothing(ctx: Context, clock: FixedClock) -> None:
