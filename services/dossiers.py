@@ -377,7 +377,10 @@ def _apply(
         dossier.current_step = None
     if dossier.current_step != previous_step:
         # the assignee is per step: back at a step, the one last assigned there has it again
-        dossier.assignee = last_assignee(session, dossier.id, dossier.current_step)
+        # (at receipt the dossier enters its first step: no one was assigned there yet)
+        dossier.assignee = (
+            None if event == "receive" else last_assignee(session, dossier.id, dossier.current_step)
+        )
     if to_state in steps and event not in ("supplement",):
         record.to_unit = dossier.step_units[to_state]
         record.data["step_due_at"] = (
