@@ -56,7 +56,9 @@ async def current_officer(
     return Officer.of(read_token(token, settings.secret_key, ctx.clock.now()))
 
 
-async def optional_officer(request: Request, ctx: ContextDep, settings: SettingsDep) -> Officer | None:
+async def optional_officer(
+    request: Request, ctx: ContextDep, settings: SettingsDep
+) -> Officer | None:
     """For pages: the officer of the session cookie, or None (the page redirects to sign-in)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Header
-from pydantic import BaseModel
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.auth import Officer
 from services.context import Context

@@ -79,6 +79,17 @@ def _store(
     return store
 
 
+UPLOAD_THREADS = 16
+
+
+@functools.cache
+def _upload_threads() -> anyio.CapacityLimiter:
+    """Threads of their own for streamed uploads (each holds one while its body arrives), so
+    that slow scans never take the few threads of the short handlers (``request_threads``).
+    Built on first use, inside the process's event loop."""
+    return anyio.CapacityLimiter(UPLOAD_THREADS)
+
+
 def object_store_for(settings: Settings) -> ObjectStore:
     """The object store the settings describe (one per process)."""
     return _store(
@@ -340,7 +351,7 @@ async def upload(
         finally:
             pipe.close()
 
-    task = asyncio.ensure_future(anyio.to_thread.run_sync(run))
+    task = asyncio.ensure_future(anyio.to_thread.run_sync(run, limiter=_upload_threads()))
     await feed(request, pipe)
     document = await task
     return DocumentPublic.of(document)
