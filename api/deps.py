@@ -33,9 +33,10 @@ def open_context(settings: Settings | None = None, *, upgrade: bool = True) -> C
 async def get_context(request: Request) -> Context:
     """The app's Context, built once (``create_app``); tests may override this dependency.
 
-    The dependencies of every request are ``async``: a plain ``def`` one costs a hop through
-    the thread pool per request (measured by benchmarks.transitions); the first use, which
-    migrates, still runs in the pool."""
+    The dependencies every request shares (this one, the settings, the signed-in officer) are
+    ``async``: a plain ``def`` one costs a hop through the thread pool per request (measured by
+    benchmarks.transitions). The first use, which migrates, still runs in the pool, as does
+    ``get_store`` (it may connect to the object store)."""
     ctx: Context | None = getattr(request.app.state, "ctx", None)
     if ctx is None:
         ctx = request.app.state.ctx = await run_in_threadpool(open_context)
