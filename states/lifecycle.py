@@ -328,19 +328,53 @@ class _FactsProxy:
 _local = threading.local()
 
 
+def _frozen(steps: Sequence[StepLike]) -> tuple[Step, ...]:
+    return tuple(Step(s.id, s.role, s.inter_agency) for s in steps)
+
+
+def _revive(machine: StateChart) -> None:
+    """Let a cached instance that entered a final state take the next dossier.
+
+    python-statemachine stops an instance for good once it enters a top-level final state (its
+    engine's ``running`` turns False, and every later event is refused). Building a new one
+    costs ~1 ms of callback registration, once per dossier per thread (a tenth of the API's
+    CPU in benchmarks.transitions). The instance keeps nothing of the finished dossier: its
+    state is read from the model (``status``), the queues are empty between events, and a
+    terminal state has no invocations (``_handle_final_state`` cancelled them). So the engine
+    is started again. Private API of python-statemachine 3.2, pinned in uv.lock; the tests in
+    tests/unit/test_lifecycle.py (``…after_a_final_state``) fail if it changes."""
+    engine = machine._engine
+    engine.clear()
+    engine.running = True
+
+
 def machine_for(key: str, steps: Sequence[StepLike], facts: DossierFacts) -> StateChart:
     """A machine whose model is ``facts`` (its ``status`` is the state field)."""
-    frozen = tuple(Step(s.id, s.role, s.inter_agency) for s in steps)
+    frozen = _frozen(steps)
     cache: dict[tuple[str, tuple[Step, ...]], tuple[StateChart, _FactsProxy]]
     cache = _local.__dict__.setdefault("machines", {})
     entry = cache.get((key, frozen))
-    if entry is None or entry[0].is_terminated:  # an instance stops once it enters a final state
+    if entry is None:
         proxy = _FactsProxy(facts)
         machine = machine_class_for(key, frozen)(model=proxy, state_field="status")
         cache[(key, frozen)] = entry = (machine, proxy)
     machine, proxy = entry
     proxy.target = facts
+    if machine.is_terminated:  # the last dossier it handled reached a final state
+        _revive(machine)
     return machine
+
+
+def allowed_event_ids(key: str, steps: Sequence[StepLike], status: str) -> tuple[str, ...]:
+    """The events that have a transition out of ``status`` (guards not evaluated), sorted:
+    read from the machine class, no instance built."""
+    return _allowed_event_ids(key, _frozen(steps), status)
+
+
+@functools.lru_cache(maxsize=8192)
+def _allowed_event_ids(key: str, steps: tuple[Step, ...], status: str) -> tuple[str, ...]:
+    state = machine_class_for(key, steps).states_map[status]
+    return tuple(sorted({event.id for event in state.transitions.unique_events}))
 
 
 def is_final(state: str) -> bool:
@@ -359,6 +393,7 @@ __all__ = [
     "Actor",
     "DossierFacts",
     "Step",
+    "allowed_event_ids",
     "build_definition",
     "build_machine_class",
     "clock_running",

@@ -20,7 +20,14 @@ from states.events import (
     SUBMITTED,
     LifecycleRuleBroken,
 )
-from states.lifecycle import Actor, DossierFacts, Step, clock_running, machine_for
+from states.lifecycle import (
+    Actor,
+    DossierFacts,
+    Step,
+    allowed_event_ids,
+    clock_running,
+    machine_for,
+)
 
 STEPS = (
     Step("intake", "counter"),
@@ -113,6 +120,36 @@ def test_unknown_event_and_final_state_raise() -> None:
     machine.send("refuse", actor=COUNTER, reason="ngoài thẩm quyền")
     with pytest.raises(TransitionNotAllowed):
         machine.send("receive", actor=COUNTER)
+
+
+def test_the_cached_machine_takes_the_next_dossier_after_a_final_state() -> None:
+    machine, first = new_machine()
+    machine.send("refuse", actor=COUNTER, reason="ngoài thẩm quyền")
+    assert first.status == "refused" and machine.is_terminated
+    # the same thread's next dossier gets the same instance, running again
+    second = DossierFacts(status=SUBMITTED, receiving_unit="C", step_units=UNITS)
+    again = machine_for("test@1", STEPS, second)
+    assert again is machine and not again.is_terminated
+    again.send("receive", actor=COUNTER)
+    assert (second.status, first.status) == ("intake", "refused")
+    # a dossier already in a final state still refuses every event
+    for final in sorted(FINAL_STATES):
+        done = DossierFacts(status=final, receiving_unit="C", step_units=UNITS)
+        with pytest.raises(TransitionNotAllowed):
+            machine_for("test@1", STEPS, done).send("withdraw", actor=COUNTER, reason="x")
+        assert done.status == final
+
+
+@pytest.mark.parametrize("code", sorted(default_catalog().procedures))
+def test_allowed_events_read_from_the_class_equal_the_instance(code: str) -> None:
+    for version in default_catalog().procedure(code).versions:
+        key = f"{code}@{version.version}"
+        units = {s.id: "U" for s in version.process}
+        for state in machine_for(key, version.process, DossierFacts(SUBMITTED, "U", units)).states:
+            facts = DossierFacts(status=state.id, receiving_unit="U", step_units=units)
+            machine = machine_for(key, version.process, facts)
+            expected = sorted({e.id for e in machine.allowed_events})
+            assert list(allowed_event_ids(key, version.process, state.id)) == expected
 
 
 @pytest.mark.parametrize("code", sorted(default_catalog().procedures))
