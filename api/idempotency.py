@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from api.auth import Officer
 from services.context import Context
-from services.idempotency import StoredResponse, release, reserve, store
+from services.idempotency import StoredResponse
+from services.idempotency import run_once as run_once_stored
 
 IdempotencyKey = Annotated[
     str | None,
@@ -34,26 +35,20 @@ def run_once(
     fingerprint: str,
     handler: Callable[[], tuple[int, Any, dict[str, str]]],
 ) -> JSONResponse:
-    """Run ``handler`` (status, body, headers) once per ``key``; replay it for a repeat."""
+    """Run ``handler`` (status, body, headers) once per ``key``; replay it for a repeat. With a
+    key, the use case and its stored answer commit in one transaction (services.idempotency)."""
     if key is None:
         status, body, headers = handler()
         return JSONResponse(_encoded(body), status_code=status, headers=headers)
-    digest = hashlib.sha256(f"{target}\n{fingerprint}".encode()).hexdigest()
-    replay = reserve(ctx, officer.username, key, target, digest)
-    if replay is not None:
-        return JSONResponse(
-            replay.body,
-            status_code=replay.status_code,
-            headers={**replay.headers, "Idempotent-Replayed": "true"},
-        )
-    try:
+
+    def answer() -> StoredResponse:
         status, body, headers = handler()
-    except BaseException:
-        release(ctx, officer.username, key)
-        raise
-    encoded = _encoded(body)
-    store(ctx, officer.username, key, StoredResponse(status, encoded, headers))
-    return JSONResponse(encoded, status_code=status, headers=headers)
+        return StoredResponse(status, _encoded(body), headers)
+
+    digest = hashlib.sha256(f"{target}\n{fingerprint}".encode()).hexdigest()
+    response, replayed = run_once_stored(ctx, officer.username, key, target, digest, answer)
+    headers = {**response.headers, "Idempotent-Replayed": "true"} if replayed else response.headers
+    return JSONResponse(response.body, status_code=response.status_code, headers=headers)
 
 
 def _encoded(body: Any) -> Any:

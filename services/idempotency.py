@@ -1,27 +1,28 @@
 """Idempotency keys for POSTs: the first successful answer is kept and replayed for the same key
 and user; a second dossier is never created by a double click or a network retry.
 
-The key is reserved (a ``pending`` row, unique per user and key) in its own transaction before the
-use case runs, and the answer stored after it commits. A concurrent duplicate waits for the first
-to finish and replays it. A crash between the use case and storing the answer leaves the key
-``pending``: a retry then gets ``IdempotencyInProgress`` (409) rather than a second dossier.
-Errors are not kept: the key is released so that a corrected retry can run.
+``run_once`` claims the key (a row unique per user and key) at the start of one transaction, runs
+the use case inside that transaction (``services.uow.joined``), stores the answer in the row and
+commits once: the dossier and its stored answer are written together or not at all. A crash
+before the commit leaves nothing, so a retry runs afresh; an error is not kept either (the
+transaction rolls back). A concurrent duplicate waits on the key's unique index until the first
+commits, then replays its answer (or, if the first failed, runs itself).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.context import Context
 from services.errors import DomainError
+from services.uow import joined
 from storage.models_api import IdempotencyRecord
-
-WAIT_SECONDS = 10.0
 
 
 class IdempotencyMismatch(DomainError):
@@ -53,73 +54,79 @@ class StoredResponse:
     headers: dict[str, str]
 
 
-def _find(ctx: Context, username: str, key: str) -> IdempotencyRecord | None:
+def _claim(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending record (PostgreSQL or
+    SQLite): a row back when the key was free."""
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    claim = insert(table).on_conflict_do_nothing(index_elements=["username", "key"])
+    return claim.returning(table.c.id)
+
+
+_TABLE = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+_CLAIMS = {dialect: _claim(dialect) for dialect in ("postgresql", "sqlite")}
+_FIND = select(
+    _TABLE.c.target,
+    _TABLE.c.request_hash,
+    _TABLE.c.state,
+    _TABLE.c.status_code,
+    _TABLE.c.response_body,
+    _TABLE.c.response_headers,
+).where(_TABLE.c.username == bindparam("u"), _TABLE.c.key == bindparam("k"))
+_STORE = (
+    update(_TABLE)
+    .where(_TABLE.c.username == bindparam("u"), _TABLE.c.key == bindparam("k"))
+    .values(state="done")
+)
+
+
+def run_once(
+    ctx: Context,
+    username: str,
+    key: str,
+    target: str,
+    request_hash: str,
+    handler: Callable[[], StoredResponse],
+) -> tuple[StoredResponse, bool]:
+    """``handler``'s answer and False, its writes and the answer committed together; or, for a
+    key already answered, that answer and True (``handler`` not run)."""
     with ctx.uow() as uow:
-        return uow.session.exec(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.username == username, IdempotencyRecord.key == key
-            )
-        ).first()
-
-
-def reserve(
-    ctx: Context, username: str, key: str, target: str, request_hash: str
-) -> StoredResponse | None:
-    """``None``: the caller runs the request and then calls ``store`` or ``release``.
-    Otherwise the first answer, to replay."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        try:
-            with ctx.uow() as uow:
-                uow.session.add(
-                    IdempotencyRecord(
-                        username=username,
-                        key=key,
-                        target=target,
-                        request_hash=request_hash,
-                        created_at=ctx.clock.now(),
-                    )
-                )
-                uow.commit()
-            return None
-        except IntegrityError:
-            pass
-        record = _find(ctx, username, key)
-        if record is None:  # released in between: try again
-            continue
-        if record.request_hash != request_hash or record.target != target:
-            raise IdempotencyMismatch()
-        if record.state == "done" and record.status_code is not None:
-            return StoredResponse(record.status_code, record.response_body, record.response_headers)
-        if time.monotonic() >= deadline:
-            raise IdempotencyInProgress()
-        time.sleep(0.05)
-
-
-def store(ctx: Context, username: str, key: str, response: StoredResponse) -> None:
-    with ctx.uow() as uow:
-        record = uow.session.exec(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.username == username, IdempotencyRecord.key == key
-            )
-        ).one()
-        record.state = "done"
-        record.status_code = response.status_code
-        record.response_body = response.body
-        record.response_headers = response.headers
-        uow.session.add(record)
+        session = uow.session
+        claim = _CLAIMS[session.get_bind().dialect.name]
+        claimed = session.execute(
+            claim,
+            {
+                "username": username,
+                "key": key,
+                "target": target,
+                "request_hash": request_hash,
+                "state": "pending",
+                "response_headers": {},
+                "created_at": ctx.clock.now(),
+            },
+        )
+        if claimed.first() is None:
+            # answered by a committed transaction (a concurrent one was waited for above)
+            found = session.execute(_FIND, {"u": username, "k": key}).one()
+            if found.request_hash != request_hash or found.target != target:
+                raise IdempotencyMismatch()
+            if found.state != "done" or found.status_code is None:
+                raise IdempotencyInProgress()  # a record left by an older release
+            return StoredResponse(
+                found.status_code, found.response_body, found.response_headers
+            ), True
+        with joined(session):
+            response = handler()
+        session.expunge_all()  # what the use cases did not commit is dropped (``joined``)
+        session.execute(
+            _STORE,
+            {
+                "u": username,
+                "k": key,
+                "status_code": response.status_code,
+                "response_body": response.body,
+                "response_headers": response.headers,
+            },
+        )
         uow.commit()
-
-
-def release(ctx: Context, username: str, key: str) -> None:
-    with ctx.uow() as uow:
-        record = uow.session.exec(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.username == username,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.state == "pending",
-            )
-        ).first()
-        if record is not None:
-            uow.session.delete(record)
-            uow.commit()
+    return response, False

@@ -1,7 +1,16 @@
-"""Unit of work: one transaction per use case, committed once or not at all."""
+"""Unit of work: one transaction per use case, committed once or not at all.
+
+A caller may run use cases inside a transaction of its own (``joined``): their units of work
+then share its session, ``commit`` only flushes, and everything commits or rolls back with the
+caller's transaction — an ``Idempotency-Key``'s stored answer commits with the dossier it
+describes (services.idempotency), never one without the other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import TracebackType
 
 from sqlalchemy import Engine
@@ -11,6 +20,23 @@ from sqlmodel import Session, select
 from services.errors import DossierNotFound, StaleDossier
 from storage.models import Dossier
 
+_JOINED: ContextVar[Session | None] = ContextVar("motcua_joined_session", default=None)
+
+
+@contextmanager
+def joined(session: Session) -> Iterator[None]:
+    """Units of work opened in this block (same thread or task) on ``session``'s engine join
+    ``session``'s transaction instead of opening their own: their ``commit`` flushes, their
+    end neither rolls back nor detaches. The caller commits or rolls back once; before that it
+    should ``expunge_all`` — ORM changes never flushed are then dropped, as a unit of work that
+    did not commit drops them (SQL a joined unit of work ran without committing is not: the
+    use cases run this way commit or raise)."""
+    token = _JOINED.set(session)
+    try:
+        yield
+    finally:
+        _JOINED.reset(token)
+
 
 class UnitOfWork:
     """``with uow: ...; uow.commit()`` — anything not committed is rolled back on exit."""
@@ -19,6 +45,7 @@ class UnitOfWork:
         self.engine = engine
         self._session: Session | None = None
         self._locked: tuple[str, int] | None = None  # code and version read
+        self._joined = False  # in a caller's transaction (``joined``)
 
     @property
     def session(self) -> Session:
@@ -27,7 +54,11 @@ class UnitOfWork:
         return self._session
 
     def __enter__(self) -> UnitOfWork:
-        self._session = Session(self.engine, expire_on_commit=False)
+        outer = _JOINED.get()
+        if outer is not None and outer.get_bind() is self.engine:
+            self._session, self._joined = outer, True
+        else:
+            self._session = Session(self.engine, expire_on_commit=False)
         return self
 
     def __exit__(
@@ -37,20 +68,24 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._session is not None
-        locked = self._locked
-        try:
-            # detach first so that rows read here stay readable after the block
-            self._session.expunge_all()
-            self._session.rollback()
-        finally:
-            self._session.close()
-            self._session = None
-            self._locked = None
+        locked, session, joined_ = self._locked, self._session, self._joined
+        self._session, self._locked, self._joined = None, None, False
+        if not joined_:  # joined: the caller's transaction commits or rolls back
+            try:
+                # detach first so that rows read here stay readable after the block
+                session.expunge_all()
+                session.rollback()
+            finally:
+                session.close()
         if isinstance(exc, StaleDataError):  # a flush found the row changed under us
             raise StaleDossier(*(locked or ("?", 0))) from None
 
     def commit(self) -> None:
-        self.session.commit()
+        """Commit; joined to a caller's transaction, write (flush) and let the caller commit."""
+        if self._joined:
+            self.session.flush()
+        else:
+            self.session.commit()
 
     def get_dossier(self, code: str, *, version: int | None = None) -> Dossier:
         """The dossier row; with ``version``, refuse a stale one (optimistic locking)."""

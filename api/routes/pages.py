@@ -234,17 +234,14 @@ def desk_submit(
 ) -> Response:
     if officer is None:
         return to_signin(request)
-    from services.idempotency import StoredResponse, release, reserve, store
+    from services.idempotency import StoredResponse, run_once
 
     form = {"name": name, "id_number": id_number, "phone": phone, "email": email,
             "address": address, "request_summary": request_summary, "reason": reason}  # fmt: skip
-    target = f"PAGE /desk {procedure_code}"
-    key = f"desk:{idempotency_key}" if idempotency_key else None
-    if key:  # a double click on the desk's button gives the first dossier's form again
-        replay = reserve(ctx, officer.username, key, target, "-")
-        if replay is not None:
-            return RedirectResponse(replay.headers["Location"], status_code=303)
-    try:
+    form_kind = {"receive": "receipt", "request_supplement": "supplement_request",
+                 "refuse": "refusal"}[action]  # fmt: skip
+
+    def receive() -> StoredResponse:
         dossier = submit_dossier(
             ctx,
             officer.actor,
@@ -264,20 +261,22 @@ def desk_submit(
             then=action,  # type: ignore[arg-type]
             reason=reason or None,
         )
+        location = f"/dossiers/{dossier.code}/forms/{form_kind}"
+        return StoredResponse(303, None, {"Location": location})
+
+    try:
+        if idempotency_key:  # a double click on the desk's button gives the first form again
+            key, target = f"desk:{idempotency_key}", f"PAGE /desk {procedure_code}"
+            answer, _ = run_once(ctx, officer.username, key, target, "-", receive)
+        else:
+            answer = receive()
     except (DomainError, ValueError) as error:
-        if key:
-            release(ctx, officer.username, key)
         message = error.message_vi if isinstance(error, DomainError) else str(error)
         return _desk(
             request, ctx, officer, procedure_code, error=message, form=form,
             checked=set(components or []), status_code=422,
         )  # fmt: skip
-    form_kind = {"receive": "receipt", "request_supplement": "supplement_request",
-                 "refuse": "refusal"}[action]  # fmt: skip
-    location = f"/dossiers/{dossier.code}/forms/{form_kind}"
-    if key:
-        store(ctx, officer.username, key, StoredResponse(303, None, {"Location": location}))
-    return RedirectResponse(location, status_code=303)
+    return RedirectResponse(answer.headers["Location"], status_code=303)
 
 
 # --- worklist and dossier ------------------------------------------------------------------------
