@@ -7,6 +7,14 @@ it is three statements: the dossier's ``UPDATE … WHERE version = <read>`` (the
 that ``Dossier``'s ``version_id_col`` gives ORM writes), the event's ``INSERT`` with its
 sequence number counted in the same statement, and one ``INSERT`` of the outbox rows.
 
+On PostgreSQL the three are one statement of data-modifying CTEs (``WITH d AS (UPDATE …),
+e AS (INSERT … FROM d), o AS (INSERT … FROM d) SELECT count(*) FROM d``): one round trip instead
+of three, and the inserts take no row when the UPDATE found the dossier changed. The event and
+the outbox rows travel as one JSON parameter each (``json_populate_record(set)``), so the
+statement's text depends only on the dossier's columns changed (built once per set, values
+bound at execution) and has few parameters (psycopg caches the parsing of a statement with at
+most 50).
+
 The dossier is detached from the session first (``detach``), so that the commit does not
 flush it a second time.
 """
@@ -14,9 +22,12 @@ flush it a second time.
 from __future__ import annotations
 
 import copy
+import functools
+import json
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, inspect, select, update
+from sqlalchemy import TextClause, bindparam, func, insert, inspect, select, text, update
 from sqlmodel import Session, SQLModel
 
 from storage.models import Dossier, DossierEvent, Outbox
@@ -50,6 +61,47 @@ _INSERT_EVENT = insert(_EVENT).values(
 _INSERT_OUTBOX = insert(_OUTBOX)
 
 
+def _quoted(columns: tuple[tuple[str, str], ...], prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{name}"' for _, name in columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _one_statement(changed: tuple[str, ...]) -> TextClause:
+    """PostgreSQL: the dossier's UPDATE, the event's and the outbox rows' INSERTs as one
+    statement; parameters ``d_<column>`` (the dossier's changed columns and ``version``),
+    ``_id``, ``_read_version``, ``event`` (a JSON object) and ``outbox`` (a JSON array).
+    Returns the number of dossiers updated (1, or 0 when stale)."""
+    sets = ", ".join(f'"{c}" = :d_{c}' for c in (*changed, "version"))
+    event_columns = _quoted(_EVENT_COLUMNS)
+    outbox_columns = _quoted(_OUTBOX_COLUMNS)
+    sql = f"""WITH d AS (
+  UPDATE dossier SET {sets} WHERE id = :_id AND version = :_read_version RETURNING id
+), e AS (
+  INSERT INTO dossier_event ({event_columns}, seq)
+  SELECT {_quoted(_EVENT_COLUMNS, "r.")},
+         (SELECT count(*) + 1 FROM dossier_event WHERE dossier_id = d.id)
+  FROM d, json_populate_record(NULL::dossier_event, CAST(:event AS json)) AS r
+), o AS (
+  INSERT INTO outbox ({outbox_columns})
+  SELECT {_quoted(_OUTBOX_COLUMNS, "r.")}
+  FROM d, json_populate_recordset(NULL::outbox, CAST(:outbox AS json)) AS r
+)
+SELECT count(*) FROM d"""
+    return text(sql).bindparams(
+        *(bindparam(f"d_{c}", type_=_DOSSIER.c[c].type) for c in (*changed, "version"))
+    )
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _as_json(row: Any, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {column: getattr(row, key) for key, column in columns}
+
+
 def detach(session: Session, dossier: Dossier) -> dict[str, Any]:
     """Take ``dossier`` out of the session and return its column values as read (the
     ``before`` of ``save_transition``); JSON values are copied, so that a change in place
@@ -78,6 +130,20 @@ def save_transition(
         for key, column in _DOSSIER_COLUMNS
         if key != "version" and getattr(dossier, key) != before[key]
     }
+    if session.get_bind().dialect.name == "postgresql":
+        params = {f"d_{c}": v for c, v in changed.items()}
+        params.update(
+            d_version=version + 1,
+            _id=dossier.id,
+            _read_version=version,
+            event=json.dumps(_as_json(event, _EVENT_COLUMNS), default=_json_value),
+            outbox=json.dumps([_as_json(o, _OUTBOX_COLUMNS) for o in outbox], default=_json_value),
+        )
+        moved = session.execute(_one_statement(tuple(changed)), params).scalar_one()
+        if moved != 1:
+            return False
+        dossier.version = version + 1
+        return True
     result = session.execute(
         _UPDATE_DOSSIER,
         {**changed, "version": version + 1, "_id": dossier.id, "_read_version": version},

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlmodel import col, select
 
 from services.context import Context
 from services.dossiers import Applicant, DossierIn, act, submit_dossier
 from states.lifecycle import Actor
+from storage.models import DossierEvent, Outbox
 
 CENTRE = "000.00.01.H37"
 JUSTICE = "000.00.02.H37"
@@ -24,8 +26,8 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
     updates: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE DOSSIER "):
-            updates.append(statement)
+        # PostgreSQL: inside the one statement of the transition (storage.transitions)
+        updates.extend(["UPDATE DOSSIER SET"] * statement.upper().count("UPDATE DOSSIER SET"))
 
     dossier = submit_dossier(
         ctx,
@@ -48,3 +50,46 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
         assert len(updates) == 2 and sent_back.version == forwarded.version + 1
     finally:
         event.remove(ctx.engine, "before_cursor_execute", seen)
+
+
+def test_the_event_and_outbox_rows_hold_what_the_transition_decided(ctx: Context) -> None:
+    """PostgreSQL writes them in one statement from JSON (storage.transitions): the types come
+    back as the ORM would have written them, on both backends."""
+    dossier = submit_dossier(
+        ctx,
+        COUNTER,
+        DossierIn(
+            procedure_code="MOJ.lltp",
+            receiving_unit=CENTRE,
+            applicant=Applicant(name="Hoàng Văn Thụ", id_number="020099001234"),
+            components=["request_form", "applicant_id"],
+        ),
+        then="receive",
+    )
+    forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    with ctx.uow() as uow:
+        events = uow.session.exec(
+            select(DossierEvent)
+            .where(DossierEvent.dossier_id == dossier.id)
+            .order_by(col(DossierEvent.seq))
+        ).all()
+        outbox = uow.session.exec(
+            select(Outbox).where(Outbox.dossier_id == dossier.id).order_by(col(Outbox.id))
+        ).all()
+    assert [(e.seq, e.event) for e in events] == [(1, "receive"), (2, "forward")]
+    last = events[-1]
+    assert last.at == ctx.clock.now() and last.actor_username == COUNTER.username
+    assert (last.from_state, last.to_state) == (dossier.status, forwarded.status)
+    assert last.step_id == dossier.status and last.step_due_at == dossier.step_due_at
+    assert last.step_timeliness in ("early", "on_time", "late")
+    assert last.data["step_due_at"] == forwarded.step_due_at.isoformat()  # type: ignore[union-attr]
+    handoffs = [o for o in outbox if o.payload.get("event") == "forward"]
+    assert handoffs and all(o.status == "pending" and o.attempts == 0 for o in handoffs)
+    assert all(o.created_at == ctx.clock.now() == o.available_at for o in handoffs)
+    assert handoffs[0].payload == {
+        "code": dossier.code,
+        "event": "forward",
+        "status": forwarded.status,
+        "step": forwarded.status,
+    }
+    assert handoffs[0].target == forwarded.current_unit
