@@ -128,6 +128,6 @@ def list_dossiers(
             query = query.where(col(Dossier.id) < after_id)
         query = query.order_by(col(Dossier.id).desc())
     query = query.limit(limit)
-    with ctx.uow() as uow:
+    with ctx.uow(read_only=True) as uow:
         rows = list(uow.session.exec(query).all())
     return [d for d in rows if can_see(ctx.catalog, actor, d)]
