@@ -26,6 +26,7 @@ from datetime import date
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -229,7 +230,11 @@ def _counter_of(actor: Actor, dossier: Dossier) -> None:
 
 
 def charge_of(session: Session, dossier_id: int) -> DossierCharge | None:
-    return session.exec(select(DossierCharge).where(DossierCharge.dossier_id == dossier_id)).first()
+    return session.exec(_CHARGE_OF, params={"dossier": dossier_id}).first()
+
+
+# built once: it runs before every receipt and return (``unpaid_charge_blocking``)
+_CHARGE_OF = select(DossierCharge).where(DossierCharge.dossier_id == bindparam("dossier"))
 
 
 def assess_fee(ctx: Context, actor: Actor, code: str, data: FeeInput) -> DossierCharge:

