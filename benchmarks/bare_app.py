@@ -3,18 +3,23 @@
 ``uvicorn benchmarks.bare_app:create_app --factory`` — FastAPI, a sync route (run in the thread
 pool like the product's routes), a SQLModel session from the product's engine factory
 (``storage.db.make_engine``, same pool), one ``SELECT`` of a dossier by its unique code, a small
-pydantic answer. No authentication, no domain logic: what any endpoint costs at least.
+pydantic answer, the same number of request threads (``MOTCUA_REQUEST_THREADS``). No
+authentication, no domain logic: what any endpoint costs at least.
 The database is ``MOTCUA_DATABASE_URL``. Not part of the product (benchmarks/ only)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from datetime import datetime
 
+import anyio
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from services.settings import Settings
 from storage.db import make_engine
 from storage.models import Dossier
 
@@ -28,7 +33,14 @@ class DossierBrief(BaseModel):
 
 def create_app() -> FastAPI:
     engine = make_engine(os.environ["MOTCUA_DATABASE_URL"])
-    app = FastAPI()
+    threads = Settings().request_threads  # as api.app's lifespan sets them
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/bare/dossiers/{code}")
     def read(code: str) -> DossierBrief:

@@ -62,8 +62,10 @@ class Settings(BaseSettings):
 
     # threads serving the blocking request handlers in each API process (anyio's default is
     # 40); fewer fight less over the GIL: benchmarks.transitions gave 163 transitions/s with
-    # 40, 181 with 8, 203 with 4. Streamed uploads have threads of their own (16).
-    request_threads: int = Field(default=8, ge=1, le=400)
+    # 40, 181 with 8, 203 with 4 (4 Dec); 238 with 8, 270 with 4, 239 with 2 (6 Dec, two runs
+    # each). A slow page (a report) holds one of them: raise it for many such users. Streamed
+    # uploads have threads of their own (16).
+    request_threads: int = Field(default=4, ge=1, le=400)
 
     # request limits (api/limits.py); streamed document uploads have their own (document_max_*)
     request_max_body_kib: int = 1024  # JSON and urlencoded bodies, raw bodies: 413 above
