@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, bindparam, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError
@@ -99,16 +99,25 @@ def next_sequence(session: Session, unit_code: str, day: date) -> int:
 
     The upsert locks the counter row until commit; a rollback gives the number back, so the
     numbers in use are gap-free."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = _NEXT_SEQUENCE[session.get_bind().dialect.name]
+    return int(session.execute(statement, {"unit": unit_code, "day": day}).scalar_one())
+
+
+def _next_sequence_statement(insert: Any) -> Any:
     table = DossierSequence.__table__  # type: ignore[attr-defined]
-    statement = (
+    return (
         insert(table)
-        .values(unit_code=unit_code, day=day, last=1)
+        .values(unit_code=bindparam("unit"), day=bindparam("day"), last=1)
         .on_conflict_do_update(index_elements=["unit_code", "day"], set_={"last": table.c.last + 1})
         .returning(table.c.last)
     )
-    return int(session.execute(statement).scalar_one())
+
+
+# built once per dialect (built per call, it was an eighth of a receipt's CPU)
+_NEXT_SEQUENCE = {
+    "postgresql": _next_sequence_statement(pg_insert),
+    "sqlite": _next_sequence_statement(sqlite_insert),
+}
 
 
 def ping(engine: Engine) -> None:
