@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
@@ -406,21 +405,6 @@ def specialists_of(ctx: Context, unit: str) -> list[User]:
                 .order_by(col(User.username))
             ).all()
         )
-
-
-def last_assignee(session: Session, dossier_id: int | None, step_id: str | None) -> str | None:
-    """Who was last assigned the dossier at ``step_id`` (back at a step: the same person)."""
-    if dossier_id is None or step_id is None:
-        return None
-    return session.exec(_LAST_ASSIGNEE, params={"dossier": dossier_id, "step": step_id}).first()
-
-
-_LAST_ASSIGNEE = (  # built once: it runs on every change of step (services.dossiers)
-    select(Assignment.assignee)
-    .where(Assignment.dossier_id == bindparam("dossier"), Assignment.step_id == bindparam("step"))
-    .order_by(col(Assignment.id).desc())
-    .limit(1)
-)
 
 
 def _check_one(

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from statemachine.exceptions import TransitionNotAllowed
 
-from services.assignments import acting_actor, last_assignee
+from services.assignments import acting_actor
 from services.catalog import ProcedureVersion
 from services.clock import MINUTES_PER_DAY, timeliness
 from services.context import Context
@@ -376,12 +376,14 @@ def _apply(
         dossier.current_step = to_state
     elif to_state not in (AWAITING_SUPPLEMENT,):
         dossier.current_step = None
+    assignee_at = None  # the step whose last assignee the dossier gets (storage.transitions)
     if dossier.current_step != previous_step:
         # the assignee is per step: back at a step, the one last assigned there has it again
         # (at receipt the dossier enters its first step: no one was assigned there yet)
-        dossier.assignee = (
-            None if event == "receive" else last_assignee(session, dossier.id, dossier.current_step)
-        )
+        if event == "receive" or dossier.current_step is None:
+            dossier.assignee = None
+        else:
+            assignee_at = dossier.current_step
     if to_state in steps and event not in ("supplement",):
         record.to_unit = dossier.step_units[to_state]
         record.data["step_due_at"] = (
@@ -392,7 +394,7 @@ def _apply(
     dossier.status = to_state
 
     outbox = _outbox_rows(dossier, version, event, from_unit, to_state, now, notices)
-    if not save_transition(session, dossier, before, record, outbox):
+    if not save_transition(session, dossier, before, record, outbox, assignee_at=assignee_at):
         raise StaleDossier(dossier.code, before["version"])
 
 

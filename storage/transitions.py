@@ -65,17 +65,27 @@ def _quoted(columns: tuple[tuple[str, str], ...], prefix: str = "") -> str:
     return ", ".join(f'{prefix}"{name}"' for _, name in columns)
 
 
+# the assignee is per step: back at a step, the one last assigned there has it again
+_LAST_ASSIGNEE_SQL = """(SELECT a.assignee FROM assignment AS a
+    WHERE a.dossier_id = :_id AND a.step_id = :_assignee_at ORDER BY a.id DESC LIMIT 1)"""
+_LAST_ASSIGNEE = text(f"SELECT {_LAST_ASSIGNEE_SQL}")
+
+
 @functools.lru_cache(maxsize=256)
-def _one_statement(changed: tuple[str, ...]) -> TextClause:
+def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> TextClause:
     """PostgreSQL: the dossier's UPDATE, the event's and the outbox rows' INSERTs as one
     statement; parameters ``d_<column>`` (the dossier's changed columns and ``version``),
-    ``_id``, ``_read_version``, ``event`` (a JSON object) and ``outbox`` (a JSON array).
-    Returns the number of dossiers updated (1, or 0 when stale)."""
+    ``_id``, ``_read_version``, ``event`` (a JSON object), ``outbox`` (a JSON array) and, with
+    ``assignee_lookup``, ``_assignee_at`` (the step whose last assignee the dossier gets).
+    Returns the number of dossiers updated (1, or 0 when stale) and the assignee."""
     sets = ", ".join(f'"{c}" = :d_{c}' for c in (*changed, "version"))
+    if assignee_lookup:
+        sets += f", assignee = {_LAST_ASSIGNEE_SQL}"
     event_columns = _quoted(_EVENT_COLUMNS)
     outbox_columns = _quoted(_OUTBOX_COLUMNS)
     sql = f"""WITH d AS (
-  UPDATE dossier SET {sets} WHERE id = :_id AND version = :_read_version RETURNING id
+  UPDATE dossier SET {sets} WHERE id = :_id AND version = :_read_version
+  RETURNING id, assignee
 ), e AS (
   INSERT INTO dossier_event ({event_columns}, seq)
   SELECT {_quoted(_EVENT_COLUMNS, "r.")},
@@ -86,7 +96,7 @@ def _one_statement(changed: tuple[str, ...]) -> TextClause:
   SELECT {_quoted(_OUTBOX_COLUMNS, "r.")}
   FROM d, json_populate_recordset(NULL::outbox, CAST(:outbox AS json)) AS r
 )
-SELECT count(*) FROM d"""
+SELECT count(*), max(assignee) FROM d"""
     return text(sql).bindparams(
         *(bindparam(f"d_{c}", type_=_DOSSIER.c[c].type) for c in (*changed, "version"))
     )
@@ -120,30 +130,43 @@ def save_transition(
     before: dict[str, Any],
     event: DossierEvent,
     outbox: list[Outbox],
+    *,
+    assignee_at: str | None = None,
 ) -> bool:
     """Write the dossier's changed columns, the event with the next ``seq``, the outbox rows;
     False, with nothing written, if another transaction changed the dossier since ``before``
-    (the caller refuses: stale). Sets ``dossier.version``."""
+    (the caller refuses: stale). Sets ``dossier.version``; with ``assignee_at`` (a step the
+    dossier enters), sets ``dossier.assignee`` to the one last assigned at that step, looked
+    up in the same statement on PostgreSQL."""
     version = before["version"]
     changed = {
         column: getattr(dossier, key)
         for key, column in _DOSSIER_COLUMNS
         if key != "version" and getattr(dossier, key) != before[key]
     }
+    if assignee_at is not None:
+        changed.pop("assignee", None)
     if session.get_bind().dialect.name == "postgresql":
         params = {f"d_{c}": v for c, v in changed.items()}
         params.update(
             d_version=version + 1,
             _id=dossier.id,
             _read_version=version,
+            _assignee_at=assignee_at,
             event=json.dumps(_as_json(event, _EVENT_COLUMNS), default=_json_value),
             outbox=json.dumps([_as_json(o, _OUTBOX_COLUMNS) for o in outbox], default=_json_value),
         )
-        moved = session.execute(_one_statement(tuple(changed)), params).scalar_one()
+        statement = _one_statement(tuple(changed), assignee_at is not None)
+        moved, assignee = session.execute(statement, params).one()
         if moved != 1:
             return False
         dossier.version = version + 1
+        if assignee_at is not None:
+            dossier.assignee = assignee
         return True
+    if assignee_at is not None:
+        params = {"_id": dossier.id, "_assignee_at": assignee_at}
+        dossier.assignee = changed["assignee"] = session.execute(_LAST_ASSIGNEE, params).scalar()
     result = session.execute(
         _UPDATE_DOSSIER,
         {**changed, "version": version + 1, "_id": dossier.id, "_read_version": version},

@@ -220,9 +220,10 @@ def test_the_assignee_follows_the_step(ctx: Context, people: None) -> None:
     with pytest.raises(AssignmentRefused) as refused:  # the police's step: their leader's call
         assign(ctx, LEADER, [code], MINH.username, "x")
     assert isinstance(refused.value.failures[0][1], NotUnitLeader)
-    act(ctx, POLICE_SYSTEM, code, "send_back", None, reason="Thiếu thông tin nơi cư trú")
+    back = act(ctx, POLICE_SYSTEM, code, "send_back", None, reason="Thiếu thông tin nơi cư trú")
     row = dossier(ctx, code)
     assert (row.status, row.assignee) == ("appraisal", LAN.username)
+    assert back.assignee == LAN.username  # looked up in the transition's own write
     act(ctx, LAN, code, "request_supplement", None, reason="Thiếu bản sao CCCD")
     with pytest.raises(AssignmentRefused) as refused:  # waiting for the applicant's papers
         assign(ctx, LEADER, [code], MINH.username, "x")
