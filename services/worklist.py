@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -44,7 +45,10 @@ def progress_of(ctx: Context, dossier: Dossier, now: datetime | None = None) -> 
     return DossierProgress("overdue", -calendar.working_minutes_between(dossier.due_at, now))
 
 
-def _passes_through(unit_codes: set[str]) -> Any:
+@functools.lru_cache(maxsize=4096)
+def _passes_through(unit_codes: frozenset[str]) -> Any:
+    """Dossiers received by, decided by or with a step at one of ``unit_codes``; built once
+    per set of units (built per worklist read, it was a sixth of the read's CPU)."""
     step_text = cast(Dossier.step_units, String)
     clauses: list[Any] = []
     for code in sorted(unit_codes):
@@ -62,8 +66,8 @@ def scope_filter(ctx: Context, actor: Actor) -> Any | None:
         unit = ctx.catalog.units.get(actor.unit_code)
         if unit is not None and unit.kind == "province":
             return None
-        return _passes_through(units_under(ctx.catalog, actor.unit_code))
-    return _passes_through({actor.unit_code})
+        return _passes_through(frozenset(units_under(ctx.catalog, actor.unit_code)))
+    return _passes_through(frozenset({actor.unit_code}))
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def list_dossiers(
     if scope is not None:
         query = query.where(scope)
     if filters.agency:
-        query = query.where(_passes_through({filters.agency}))
+        query = query.where(_passes_through(frozenset({filters.agency})))
     if filters.procedure:
         query = query.where(Dossier.procedure_code == filters.procedure)
     if filters.status:
