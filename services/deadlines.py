@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from services.clock import MINUTES_PER_DAY
 from services.context import Context
 from services.outbox import ALERT_KIND
 from states.events import APPROVED, REJECTED
+from storage.db import dialect_insert
 from storage.models import Dossier, Outbox, User
 from storage.models_workflows import DeadlineNotice
 
@@ -166,7 +165,7 @@ def watch(ctx: Context, config: DeadlineConfig) -> WatchReport:
                 ).where(col(DeadlineNotice.dossier_id).in_({n.dossier_id for n in notices}))
             ).all()
         )
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session.get_bind().dialect.name)
         for n in notices:
             if (n.dossier_id, n.step, n.threshold) in existing:
                 continue

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.context import Context
 from services.errors import DomainError
 from services.uow import joined
+from storage.db import dialect_insert
 from storage.models_api import IdempotencyRecord
 
 
@@ -54,17 +53,15 @@ class StoredResponse:
     headers: dict[str, str]
 
 
-def _claim(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending record (PostgreSQL or
-    SQLite): a row back when the key was free."""
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    claim = insert(table).on_conflict_do_nothing(index_elements=["username", "key"])
-    return claim.returning(table.c.id)
-
-
 _TABLE = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-_CLAIMS = {dialect: _claim(dialect) for dialect in ("postgresql", "sqlite")}
+# ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending record: a row back when the key
+# was free
+_CLAIMS = {
+    dialect: dialect_insert(dialect)(_TABLE)
+    .on_conflict_do_nothing(index_elements=["username", "key"])
+    .returning(_TABLE.c.id)
+    for dialect in ("postgresql", "sqlite")
+}
 _FIND = select(
     _TABLE.c.target,
     _TABLE.c.request_hash,

@@ -75,8 +75,9 @@ class UnitOfWork:
         if outer is not None and outer.get_bind() is self.engine:
             self._session, self._joined = outer, True
         elif self.read_only:
-            bind = _autocommit(self.engine) if self.engine.dialect.name == "postgresql" else None
-            self._session = Session(bind or self.engine, autoflush=False)
+            postgres = self.engine.dialect.name == "postgresql"
+            bind = _autocommit(self.engine) if postgres else self.engine
+            self._session = Session(bind, autoflush=False)
         else:
             self._session = Session(self.engine, expire_on_commit=False)
         return self

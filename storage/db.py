@@ -94,6 +94,11 @@ def create_all(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
+def dialect_insert(dialect: str) -> Any:
+    """The ``insert`` with ``ON CONFLICT`` of ``dialect`` (``postgresql`` or ``sqlite``)."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
 def next_sequence(session: Session, unit_code: str, day: date) -> int:
     """Next number for ``unit_code`` on ``day``, in the caller's transaction.
 
@@ -103,10 +108,10 @@ def next_sequence(session: Session, unit_code: str, day: date) -> int:
     return int(session.execute(statement, {"unit": unit_code, "day": day}).scalar_one())
 
 
-def _next_sequence_statement(insert: Any) -> Any:
+def _next_sequence_statement(dialect: str) -> Any:
     table = DossierSequence.__table__  # type: ignore[attr-defined]
     return (
-        insert(table)
+        dialect_insert(dialect)(table)
         .values(unit_code=bindparam("unit"), day=bindparam("day"), last=1)
         .on_conflict_do_update(index_elements=["unit_code", "day"], set_={"last": table.c.last + 1})
         .returning(table.c.last)
@@ -114,10 +119,7 @@ def _next_sequence_statement(insert: Any) -> Any:
 
 
 # built once per dialect (built per call, it was an eighth of a receipt's CPU)
-_NEXT_SEQUENCE = {
-    "postgresql": _next_sequence_statement(pg_insert),
-    "sqlite": _next_sequence_statement(sqlite_insert),
-}
+_NEXT_SEQUENCE = {d: _next_sequence_statement(d) for d in ("postgresql", "sqlite")}
 
 
 def ping(engine: Engine) -> None:

@@ -17,7 +17,10 @@ from services.catalog import default_catalog
 from services.clock import TZ, FixedClock, default_calendar
 from services.context import Context
 from services.directory import create_officer, sync_catalog
+from services.dossiers import Applicant, DossierIn, submit_dossier
+from states.lifecycle import Actor
 from storage.db import make_engine, migrate
+from storage.models import Dossier
 
 PG_ADMIN_URL = os.environ.get(
     "MOTCUA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/motcua_test"
@@ -141,3 +144,17 @@ def pg_ctx(clock: FixedClock) -> Iterator[Context]:
 
 def officer(ctx: Context, username: str, role: str, unit: str) -> None:
     create_officer(ctx, username, username, role, unit, None)
+
+
+def criminal_record(ctx: Context, counter: Actor, unit: str) -> Dossier:
+    """A criminal-record certificate request (MOJ.lltp) received by ``counter`` at ``unit``."""
+    return submit_dossier(
+        ctx,
+        counter,
+        DossierIn(
+            procedure_code="MOJ.lltp",
+            receiving_unit=unit,
+            applicant=Applicant(name="Hoàng Văn Thụ", id_number="020099001234"),
+            components=["request_form", "applicant_id"],
+        ),
+    )

@@ -12,9 +12,10 @@ from sqlalchemy import event
 from sqlmodel import col, select
 
 from services.context import Context
-from services.dossiers import Applicant, DossierIn, act, submit_dossier
+from services.dossiers import act
 from states.lifecycle import Actor
 from storage.models import DossierEvent, Outbox
+from tests.conftest import criminal_record
 
 CENTRE = "000.00.01.H37"
 JUSTICE = "000.00.02.H37"
@@ -29,16 +30,7 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
         # PostgreSQL: inside the one statement of the transition (storage.transitions)
         updates.extend(["UPDATE DOSSIER SET"] * statement.upper().count("UPDATE DOSSIER SET"))
 
-    dossier = submit_dossier(
-        ctx,
-        COUNTER,
-        DossierIn(
-            procedure_code="MOJ.lltp",
-            receiving_unit=CENTRE,
-            applicant=Applicant(name="Hoàng Văn Thụ", id_number="020099001234"),
-            components=["request_form", "applicant_id"],
-        ),
-    )
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
     assert dossier.version == 2  # inserted (1), then received: one UPDATE (2)
     event.listen(ctx.engine, "before_cursor_execute", seen)
     try:
@@ -55,17 +47,7 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
 def test_the_event_and_outbox_rows_hold_what_the_transition_decided(ctx: Context) -> None:
     """PostgreSQL writes them in one statement from JSON (storage.transitions): the types come
     back as the ORM would have written them, on both backends."""
-    dossier = submit_dossier(
-        ctx,
-        COUNTER,
-        DossierIn(
-            procedure_code="MOJ.lltp",
-            receiving_unit=CENTRE,
-            applicant=Applicant(name="Hoàng Văn Thụ", id_number="020099001234"),
-            components=["request_form", "applicant_id"],
-        ),
-        then="receive",
-    )
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
     forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
     with ctx.uow() as uow:
         events = uow.session.exec(

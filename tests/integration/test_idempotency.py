@@ -12,28 +12,18 @@ import pytest
 from sqlalchemy import func, select
 
 from services.context import Context
-from services.dossiers import Applicant, DossierIn, submit_dossier
 from services.idempotency import IdempotencyMismatch, StoredResponse, run_once
 from states.lifecycle import Actor
 from storage.models import Dossier
 from storage.models_api import IdempotencyRecord
+from tests.conftest import criminal_record
 
 CENTRE = "000.00.01.H37"
 COUNTER = Actor("motcua1", "counter", CENTRE)
 
 
 def receive(ctx: Context) -> StoredResponse:
-    dossier = submit_dossier(
-        ctx,
-        COUNTER,
-        DossierIn(
-            procedure_code="MOJ.lltp",
-            receiving_unit=CENTRE,
-            applicant=Applicant(name="Hoàng Văn Thụ", id_number="020099001234"),
-            components=["request_form", "applicant_id"],
-        ),
-        then="receive",
-    )
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
     return StoredResponse(201, {"code": dossier.code, "version": dossier.version}, {})
 
 
