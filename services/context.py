@@ -18,5 +18,5 @@ class Context:
     calendar: WorkingCalendar = field(default_factory=default_calendar)
     clock: Clock = field(default_factory=SystemClock)
 
-    def uow(self, *, read_only: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, read_only=read_only)
+    def uow(self, *, read_only: bool = False, one_statement: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, read_only=read_only, one_statement=one_statement)

@@ -181,7 +181,8 @@ def act(
     ``visible`` (the caller's access check, raising) sees the row first, in the same
     transaction: not found, then not yours, then stale — with one read of the row."""
     now = ctx.clock.now()
-    with ctx.uow() as uow:
+    # its only write is the transition's one statement (storage.transitions)
+    with ctx.uow(one_statement=True) as uow:
         if visible is None:
             dossier = uow.get_dossier(code, version=expected_version)
         else:

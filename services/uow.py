@@ -8,7 +8,6 @@ describes (services.idempotency), never one without the other.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -19,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
 from services.errors import DossierNotFound, StaleDossier
+from storage.db import autocommit_twin
 from storage.models import Dossier
 
 _JOINED: ContextVar[Session | None] = ContextVar("motcua_joined_session", default=None)
@@ -43,23 +43,30 @@ def joined(session: Session) -> Iterator[None]:
 _BY_CODE = select(Dossier).where(Dossier.code == bindparam("code"))
 
 
-@functools.cache
-def _autocommit(engine: Engine) -> Engine:
-    """``engine`` (same pool) whose connections run each statement in its own transaction."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 class UnitOfWork:
     """``with uow: ...; uow.commit()`` — anything not committed is rolled back on exit.
 
     ``read_only``: on PostgreSQL the statements run without a transaction around them (no
     ``BEGIN`` and ``ROLLBACK`` round trips: a fifth of a worklist read's CPU, measured by
     benchmarks.transitions); each statement still sees one consistent snapshot. Nothing is
-    flushed by itself and ``commit`` refuses."""
+    flushed by itself and ``commit`` refuses.
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    ``one_statement``: the use case reads, then writes with a single statement (a lifecycle
+    event on PostgreSQL: storage.transitions, whose ``UPDATE … WHERE version = <read>`` checks
+    that nothing changed since the read). On PostgreSQL that statement is its own transaction,
+    all or nothing, and the reads run as with ``read_only``: no ``BEGIN`` and ``COMMIT`` round
+    trips. ``commit`` then only checks that no ORM change was left unwritten (it would be lost);
+    nothing is flushed by itself. Elsewhere (SQLite) it is an ordinary unit of work. Isolation
+    is the same as a READ COMMITTED transaction's: its reads take no locks either."""
+
+    def __init__(
+        self, engine: Engine, *, read_only: bool = False, one_statement: bool = False
+    ) -> None:
         self.engine = engine
         self.read_only = read_only
+        # on PostgreSQL, with an engine of its own (not a caller's connection and transaction)
+        self._autocommit = isinstance(engine, Engine) and engine.dialect.name == "postgresql"
+        self.one_statement = one_statement and self._autocommit
         self._session: Session | None = None
         self._locked: tuple[str, int] | None = None  # code and version read
         self._joined = False  # in a caller's transaction (``joined``)
@@ -74,10 +81,9 @@ class UnitOfWork:
         outer = _JOINED.get()
         if outer is not None and outer.get_bind() is self.engine:
             self._session, self._joined = outer, True
-        elif self.read_only:
-            postgres = self.engine.dialect.name == "postgresql"
-            bind = _autocommit(self.engine) if postgres else self.engine
-            self._session = Session(bind, autoflush=False)
+        elif self.read_only or self.one_statement:
+            bind = autocommit_twin(self.engine) if self._autocommit else self.engine
+            self._session = Session(bind, autoflush=False, expire_on_commit=False)
         else:
             self._session = Session(self.engine, expire_on_commit=False)
         return self
@@ -107,6 +113,10 @@ class UnitOfWork:
             raise RuntimeError("a read-only unit of work does not commit")
         if self._joined:
             self.session.flush()
+        elif self.one_statement:
+            session = self.session
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("a one-statement unit of work has ORM changes not written")
         else:
             self.session.commit()
 

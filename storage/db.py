@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import date
 from pathlib import Path
@@ -46,6 +47,22 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
     _ping_when_idle(engine)
     return engine
+
+
+@functools.cache
+def autocommit_twin(engine: Engine) -> Engine:
+    """PostgreSQL: an engine on ``engine``'s database whose connections stay in autocommit (each
+    statement a transaction of its own: no ``BEGIN`` / ``COMMIT`` round trips), with a pool of
+    its own of the same size. ``engine.execution_options(isolation_level="AUTOCOMMIT")`` would
+    share the pool, but it switches each connection at checkout and back at checkin, and its
+    joined event dispatch cost more CPU than the round trips save (+5 % of a transition's
+    Python instructions, measured with callgrind)."""
+    size = engine.pool.size()  # type: ignore[attr-defined]
+    twin = create_engine(
+        engine.url, pool_size=size, max_overflow=size, isolation_level="AUTOCOMMIT"
+    )
+    _ping_when_idle(twin)
+    return twin
 
 
 IDLE_PING_S = 1.0

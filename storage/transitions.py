@@ -28,7 +28,19 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    TextualSelect,
+    bindparam,
+    column,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlmodel import Session, SQLModel
 
 from storage.models import Dossier, DossierEvent, Outbox
@@ -73,7 +85,7 @@ _LAST_ASSIGNEE = text(f"SELECT {_LAST_ASSIGNEE_SQL}")
 
 
 @functools.lru_cache(maxsize=256)
-def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> TextClause:
+def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> TextualSelect:
     """PostgreSQL: the dossier's UPDATE, the event's and the outbox rows' INSERTs as one
     statement; parameters ``d_<column>`` (the dossier's changed columns and ``version``),
     ``_id``, ``_read_version``, ``event`` (a JSON object), ``outbox`` (a JSON array) and, with
@@ -97,9 +109,13 @@ def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> TextClaus
   SELECT {_quoted(_OUTBOX_COLUMNS, "r.")}
   FROM d, json_populate_recordset(NULL::outbox, CAST(:outbox AS json)) AS r
 )
-SELECT count(*), max(assignee) FROM d"""
-    return text(sql).bindparams(
-        *(bindparam(f"d_{c}", type_=_DOSSIER.c[c].type) for c in (*changed, "version"))
+SELECT count(*) AS moved, max(assignee) AS assignee FROM d"""
+    # the result's columns declared: SQLAlchemy then keeps the result's description with the
+    # compiled statement instead of working it out again at each execution
+    return (
+        text(sql)
+        .bindparams(*(bindparam(f"d_{c}", type_=_DOSSIER.c[c].type) for c in (*changed, "version")))
+        .columns(column("moved", Integer), column("assignee", String))
     )
 
 

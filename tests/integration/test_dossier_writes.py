@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from services.context import Context
 from services.dossiers import act
 from states.lifecycle import Actor
+from storage.db import autocommit_twin
 from storage.models import DossierEvent, Outbox
 from tests.conftest import criminal_record
 
@@ -32,7 +33,12 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
 
     dossier = criminal_record(ctx, COUNTER, CENTRE)
     assert dossier.version == 2  # inserted (1), then received: one UPDATE (2)
-    event.listen(ctx.engine, "before_cursor_execute", seen)
+    # on PostgreSQL an event runs on the autocommit engine (services.uow, one_statement)
+    engines = {ctx.engine}
+    if ctx.engine.dialect.name == "postgresql":
+        engines.add(autocommit_twin(ctx.engine))
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
     try:
         forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
         assert forwarded.current_step != dossier.current_step  # a step change (assignee lookup)
@@ -41,7 +47,8 @@ def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) 
         sent_back = act(ctx, SPECIALIST, dossier.code, "send_back", forwarded.version, reason="x")
         assert len(updates) == 2 and sent_back.version == forwarded.version + 1
     finally:
-        event.remove(ctx.engine, "before_cursor_execute", seen)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
 
 
 def test_the_event_and_outbox_rows_hold_what_the_transition_decided(ctx: Context) -> None:

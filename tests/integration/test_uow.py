@@ -1,12 +1,24 @@
-"""Units of work: read-only ones run without a transaction on PostgreSQL and never write."""
+"""Units of work: read-only ones run without a transaction on PostgreSQL and never write;
+one-statement ones (a lifecycle event) write with one statement and no transaction around it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from services.context import Context
+from services.dossiers import act
+from services.errors import StaleDossier
+from states.lifecycle import Actor
+from storage.db import autocommit_twin
+from storage.models import DossierEvent
 from storage.models_api import IdempotencyRecord
+from tests.conftest import criminal_record
+
+CENTRE = "000.00.01.H37"
+COUNTER = Actor("motcua1", "counter", CENTRE)
 
 
 def test_a_read_only_unit_of_work_reads_and_refuses_to_commit(ctx: Context) -> None:
@@ -39,3 +51,55 @@ def test_nothing_added_in_a_read_only_unit_of_work_is_written(ctx: Context) -> N
     with ctx.uow() as uow:
         found = uow.session.execute(select(func.count()).select_from(IdempotencyRecord))
         assert found.scalar_one() == 0
+
+
+def test_an_event_runs_without_begin_or_commit_round_trips_on_postgresql(ctx: Context) -> None:
+    postgres = ctx.engine.dialect.name == "postgresql"
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
+    seen: list[bool] = []
+
+    def statement(conn: Any, *_: Any) -> None:
+        seen.append(getattr(conn.connection.dbapi_connection, "autocommit", False) is True)
+
+    engines = {ctx.engine, autocommit_twin(ctx.engine)} if postgres else {ctx.engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", statement)
+    try:
+        forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", statement)
+    assert forwarded.version == dossier.version + 1
+    # PostgreSQL: every statement outside a transaction (the write is one statement)
+    assert seen and (all(seen) if postgres else not any(seen))
+    with ctx.uow(read_only=True) as uow:  # written for good: the event and the dossier
+        found = uow.get_dossier(dossier.code)
+        events = uow.session.execute(
+            select(func.count()).where(DossierEvent.dossier_id == dossier.id)  # type: ignore[arg-type]
+        ).scalar_one()
+    assert (found.version, found.status, events) == (forwarded.version, forwarded.status, 2)
+
+
+def test_a_stale_event_writes_nothing(ctx: Context) -> None:
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
+    act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    with pytest.raises(StaleDossier):
+        act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    with ctx.uow(read_only=True) as uow:
+        events = uow.session.execute(
+            select(func.count()).where(DossierEvent.dossier_id == dossier.id)  # type: ignore[arg-type]
+        ).scalar_one()
+    assert events == 2
+
+
+def test_a_one_statement_unit_of_work_refuses_orm_changes_it_would_lose(ctx: Context) -> None:
+    record = IdempotencyRecord(
+        username="u", key="k", target="t", request_hash="h", created_at=ctx.clock.now()
+    )
+    with ctx.uow(one_statement=True) as uow:
+        uow.session.add(record)
+        if ctx.engine.dialect.name == "postgresql":
+            with pytest.raises(RuntimeError):
+                uow.commit()
+        else:  # an ordinary transaction elsewhere
+            uow.commit()
