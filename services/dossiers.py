@@ -36,7 +36,7 @@ from states.events import (
 from states.lifecycle import Actor, DossierFacts, allowed_event_ids, is_final, machine_for
 from storage.db import next_sequence
 from storage.models import Dossier, DossierEvent, Outbox
-from storage.transitions import detach, save_transition
+from storage.transitions import detach, insert_dossier, save_transition
 
 CitizenNotice = Literal["received", "supplement_requested", "result_ready", "apology"]
 
@@ -129,9 +129,8 @@ def submit_dossier(
             current_unit=unit.code,
             submitted_at=now,
         )
-        uow.session.add(dossier)
         try:
-            uow.session.flush()
+            insert_dossier(uow.session, dossier)
         except IntegrityError:  # the same reference sent twice at once: the other one won
             if not data.external_ref:
                 raise
