@@ -44,6 +44,10 @@ async def get_context(request: Request) -> Context:
 
 
 async def get_app_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+def settings_of(request: Request) -> Settings:
     settings: Settings | None = getattr(request.app.state, "settings", None)
     return settings or get_settings()
 
