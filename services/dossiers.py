@@ -183,9 +183,9 @@ def act(
     # its only write is the transition's one statement (storage.transitions)
     with ctx.uow(one_statement=True) as uow:
         if visible is None:
-            dossier = uow.get_dossier(code, version=expected_version)
+            dossier = uow.read_dossier(code, version=expected_version)
         else:
-            dossier = uow.get_dossier(code)
+            dossier = uow.read_dossier(code)
             visible(dossier)
             if expected_version is not None and dossier.version != expected_version:
                 raise StaleDossier(code, expected_version, dossier.version)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -41,7 +42,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, SQLModel
 
 from storage.models import Dossier, DossierEvent, Outbox
@@ -131,6 +134,42 @@ def _json_value(value: Any) -> Any:
 def _values(row: Any, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """``row``'s values by column name."""
     return {column: getattr(row, key) for key, column in columns}
+
+
+_LOAD_DOSSIER = f"SELECT {_quoted(_DOSSIER_COLUMNS)} FROM dossier WHERE code = %s"
+_DOSSIER_CLASS = manager_of_class(Dossier)
+
+
+@functools.cache
+def _result_processors(dialect: Dialect) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """(attribute, the column type's conversion of a value read, or None), per column."""
+    return tuple(
+        (key, _DOSSIER.c[column].type._cached_result_processor(dialect, None))
+        for key, column in _DOSSIER_COLUMNS
+    )
+
+
+def load_dossier(session: Session, code: str) -> Dossier | None:
+    """PostgreSQL: the dossier with ``code``, detached (not held by the session: a change to it
+    is not written by the commit), read with one plain statement on the session's connection.
+
+    The ORM's load of the same row, and the session work around it, cost about three times the
+    CPU (610 µs against 205 µs, measured); a lifecycle event reads its dossier this way and
+    writes it itself (``save_transition``). The instance is built as the ORM builds a loaded
+    one (``__dict__`` filled, each value through its column type's conversion: aware datetimes
+    in Asia/Ho_Chi_Minh)."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    row = driver.execute(_LOAD_DOSSIER, (code,), prepare=True).fetchone()
+    if row is None:
+        return None
+    dossier: Dossier = _DOSSIER_CLASS.new_instance()
+    values = dossier.__dict__
+    for (key, convert), value in zip(_result_processors(connection.dialect), row, strict=True):
+        values[key] = value if convert is None else convert(value)
+    make_transient_to_detached(dossier)
+    return dossier
 
 
 def insert_dossier(session: Session, dossier: Dossier) -> None:

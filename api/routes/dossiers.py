@@ -115,7 +115,7 @@ def to_public(ctx: Context, dossier: Dossier) -> DossierPublic:
 def load_visible(ctx: Context, officer: Officer, code: str) -> Dossier:
     """The dossier if the officer may see it (DossierNotFound 404 / OutsideYourAgency 403)."""
     with ctx.uow(read_only=True) as uow:
-        dossier = uow.get_dossier(code)
+        dossier = uow.read_dossier(code)
     ensure_can_see(ctx.catalog, officer.actor, dossier)
     return dossier
 

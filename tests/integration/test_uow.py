@@ -3,6 +3,7 @@ one-statement ones (a lifecycle event) write with one statement and no transacti
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,10 +11,10 @@ from sqlalchemy import event, func, select
 
 from services.context import Context
 from services.dossiers import act
-from services.errors import StaleDossier
+from services.errors import DossierNotFound, StaleDossier
 from states.lifecycle import Actor
 from storage.db import autocommit_twin
-from storage.models import DossierEvent
+from storage.models import Dossier, DossierEvent
 from storage.models_api import IdempotencyRecord
 from tests.conftest import criminal_record
 
@@ -103,3 +104,23 @@ def test_a_one_statement_unit_of_work_refuses_orm_changes_it_would_lose(ctx: Con
                 uow.commit()
         else:  # an ordinary transaction elsewhere
             uow.commit()
+
+
+def test_read_dossier_gives_what_the_orm_reads_detached(ctx: Context) -> None:
+    """On PostgreSQL ``read_dossier`` reads without the ORM (storage.transitions.load_dossier):
+    every column comes back as the ORM gives it (aware datetimes in the local zone, JSON)."""
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
+    act(ctx, COUNTER, dossier.code, "forward", dossier.version)
+    with ctx.uow(read_only=True) as uow:
+        read = uow.read_dossier(dossier.code)
+        assert read not in uow.session
+        orm = uow.get_dossier(dossier.code)
+        for attribute in Dossier.model_fields:
+            assert getattr(read, attribute) == getattr(orm, attribute), attribute
+            assert type(getattr(read, attribute)) is type(getattr(orm, attribute)), attribute
+        assert read.received_at is not None and read.received_at.utcoffset() == timedelta(hours=7)
+        assert read.step_units and read.components
+        with pytest.raises(StaleDossier):
+            uow.read_dossier(dossier.code, version=read.version - 1)
+        with pytest.raises(DossierNotFound):
+            uow.read_dossier("000.00.01.H37-000000-0000")
