@@ -16,6 +16,11 @@ the statement's text depends only on the dossier's columns changed (built once p
 bound at execution) and has few parameters (psycopg caches the parsing of a statement with at
 most 50).
 
+On PostgreSQL that statement, and the read of the dossier before it (``load_dossier``), run on
+the session's connection through the driver (psycopg, prepared), each value through its column
+type's own conversion: SQLAlchemy's work around an execution (and the ORM's load) was a large
+share of a transition's CPU, measured with callgrind. SQLite keeps the SQLAlchemy statements.
+
 The dossier is detached from the session first (``detach``), so that the commit does not
 flush it a second time.
 """
@@ -30,11 +35,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Integer,
-    String,
-    TextualSelect,
     bindparam,
-    column,
     func,
     insert,
     inspect,
@@ -86,43 +87,47 @@ def _quoted(columns: tuple[tuple[str, str], ...], prefix: str = "") -> str:
 
 # the assignee is per step: back at a step, the one last assigned there has it again
 _LAST_ASSIGNEE_SQL = """(SELECT a.assignee FROM assignment AS a
-    WHERE a.dossier_id = :_id AND a.step_id = :_assignee_at ORDER BY a.id DESC LIMIT 1)"""
-_LAST_ASSIGNEE = text(f"SELECT {_LAST_ASSIGNEE_SQL}")
+    WHERE a.dossier_id = {_id} AND a.step_id = {_assignee_at} ORDER BY a.id DESC LIMIT 1)"""
+_LAST_ASSIGNEE = text(
+    "SELECT " + _LAST_ASSIGNEE_SQL.format(_id=":_id", _assignee_at=":_assignee_at")
+)
 
 
 @functools.lru_cache(maxsize=256)
-def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> TextualSelect:
+def _one_statement(changed: tuple[str, ...], assignee_lookup: bool) -> str:
     """PostgreSQL: the dossier's UPDATE, the event's and the outbox rows' INSERTs as one
-    statement; parameters ``d_<column>`` (the dossier's changed columns and ``version``),
-    ``_id``, ``_read_version``, ``event`` (a JSON object), ``outbox`` (a JSON array) and, with
+    statement, in psycopg's ``%(name)s`` style (it runs on the driver's connection); parameters
+    ``d_<column>`` (the dossier's changed columns and ``version``), ``_id``,
+    ``_read_version``, ``event`` (a JSON object), ``outbox`` (a JSON array) and, with
     ``assignee_lookup``, ``_assignee_at`` (the step whose last assignee the dossier gets).
     Returns the number of dossiers updated (1, or 0 when stale) and the assignee."""
-    sets = ", ".join(f'"{c}" = :d_{c}' for c in (*changed, "version"))
+    sets = ", ".join(f'"{c}" = %(d_{c})s' for c in (*changed, "version"))
     if assignee_lookup:
-        sets += f", assignee = {_LAST_ASSIGNEE_SQL}"
+        lookup = _LAST_ASSIGNEE_SQL.format(_id="%(_id)s", _assignee_at="%(_assignee_at)s")
+        sets += f", assignee = {lookup}"
     event_columns = _quoted(_EVENT_COLUMNS)
     outbox_columns = _quoted(_OUTBOX_COLUMNS)
-    sql = f"""WITH d AS (
-  UPDATE dossier SET {sets} WHERE id = :_id AND version = :_read_version
+    return f"""WITH d AS (
+  UPDATE dossier SET {sets} WHERE id = %(_id)s AND version = %(_read_version)s
   RETURNING id, assignee
 ), e AS (
   INSERT INTO dossier_event ({event_columns}, seq)
   SELECT {_quoted(_EVENT_COLUMNS, "r.")},
          (SELECT count(*) + 1 FROM dossier_event WHERE dossier_id = d.id)
-  FROM d, json_populate_record(NULL::dossier_event, CAST(:event AS json)) AS r
+  FROM d, json_populate_record(NULL::dossier_event, CAST(%(event)s AS json)) AS r
 ), o AS (
   INSERT INTO outbox ({outbox_columns})
   SELECT {_quoted(_OUTBOX_COLUMNS, "r.")}
-  FROM d, json_populate_recordset(NULL::outbox, CAST(:outbox AS json)) AS r
+  FROM d, json_populate_recordset(NULL::outbox, CAST(%(outbox)s AS json)) AS r
 )
-SELECT count(*) AS moved, max(assignee) AS assignee FROM d"""
-    # the result's columns declared: SQLAlchemy then keeps the result's description with the
-    # compiled statement instead of working it out again at each execution
-    return (
-        text(sql)
-        .bindparams(*(bindparam(f"d_{c}", type_=_DOSSIER.c[c].type) for c in (*changed, "version")))
-        .columns(column("moved", Integer), column("assignee", String))
-    )
+SELECT count(*), max(assignee) FROM d"""
+
+
+@functools.cache
+def _bind_processors(dialect: Dialect) -> dict[str, Callable[[Any], Any] | None]:
+    """Column name → the column type's conversion of a value written (aware datetimes, JSON),
+    or None: what SQLAlchemy would apply, for a statement run on the driver's connection."""
+    return {c.name: c.type._cached_bind_processor(dialect) for c in _DOSSIER.columns}
 
 
 def _json_value(value: Any) -> Any:
@@ -216,7 +221,14 @@ def save_transition(
     if assignee_at is not None:
         changed.pop("assignee", None)
     if session.get_bind().dialect.name == "postgresql":
-        params = {f"d_{c}": v for c, v in changed.items()}
+        # on the driver's connection, with the columns' own conversions: SQLAlchemy's work
+        # around one execution was a third of this function's CPU (benchmarks.transitions)
+        connection = session.connection()
+        convert = _bind_processors(connection.dialect)
+        params: dict[str, Any] = {}
+        for column, value in changed.items():
+            process = convert[column]
+            params[f"d_{column}"] = value if process is None else process(value)
         params.update(
             d_version=version + 1,
             _id=dossier.id,
@@ -226,7 +238,11 @@ def save_transition(
             outbox=json.dumps([_values(o, _OUTBOX_COLUMNS) for o in outbox], default=_json_value),
         )
         statement = _one_statement(tuple(changed), assignee_at is not None)
-        moved, assignee = session.execute(statement, params).one()
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        found = driver.execute(statement, params, prepare=True).fetchone()
+        assert found is not None
+        moved, assignee = found
         if moved != 1:
             return False
         dossier.version = version + 1

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -158,3 +159,39 @@ def criminal_record(ctx: Context, counter: Actor, unit: str) -> Dossier:
             components=["request_form", "applicant_id"],
         ),
     )
+
+
+@contextlib.contextmanager
+def statements_sent(ctx: Context) -> Iterator[list[tuple[str, bool]]]:
+    """(SQL, run in autocommit) of every statement sent while the block runs: through
+    SQLAlchemy (the engine and its autocommit twin) and straight through psycopg (the hot
+    statements of a lifecycle event, storage.transitions)."""
+    import psycopg
+    from sqlalchemy import event
+
+    from storage.db import autocommit_twin
+
+    sent: list[tuple[str, bool]] = []
+
+    def through_sqlalchemy(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        driver = conn.connection.dbapi_connection
+        sent.append((statement, getattr(driver, "autocommit", False) is True))
+
+    engines = [ctx.engine]
+    if ctx.engine.dialect.name == "postgresql":
+        engines.append(autocommit_twin(ctx.engine))
+    original = psycopg.Connection.execute
+
+    def through_psycopg(self: psycopg.Connection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        sent.append((str(query), self.autocommit))
+        return original(self, query, *args, **kw)
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", through_sqlalchemy)
+    psycopg.Connection.execute = through_psycopg  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        psycopg.Connection.execute = original  # type: ignore[method-assign]
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", through_sqlalchemy)

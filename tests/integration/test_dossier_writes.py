@@ -6,17 +6,13 @@ The assignee lookup and the event's sequence number used to flush the half-chang
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import event
 from sqlmodel import col, select
 
 from services.context import Context
 from services.dossiers import act
 from states.lifecycle import Actor
-from storage.db import autocommit_twin
 from storage.models import DossierEvent, Outbox
-from tests.conftest import criminal_record
+from tests.conftest import criminal_record, statements_sent
 
 CENTRE = "000.00.01.H37"
 JUSTICE = "000.00.02.H37"
@@ -25,30 +21,17 @@ SPECIALIST = Actor("tuphap1", "specialist", JUSTICE)
 
 
 def test_each_event_updates_the_dossier_once_with_one_new_version(ctx: Context) -> None:
-    updates: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # PostgreSQL: inside the one statement of the transition (storage.transitions)
-        updates.extend(["UPDATE DOSSIER SET"] * statement.upper().count("UPDATE DOSSIER SET"))
-
     dossier = criminal_record(ctx, COUNTER, CENTRE)
     assert dossier.version == 2  # inserted (1), then received: one UPDATE (2)
-    # on PostgreSQL an event runs on the autocommit engine (services.uow, one_statement)
-    engines = {ctx.engine}
-    if ctx.engine.dialect.name == "postgresql":
-        engines.add(autocommit_twin(ctx.engine))
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_sent(ctx) as sent:
         forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
         assert forwarded.current_step != dossier.current_step  # a step change (assignee lookup)
-        assert len(updates) == 1
+        # PostgreSQL: inside the one statement of the transition (storage.transitions)
+        assert sum(sql.upper().count("UPDATE DOSSIER SET") for sql, _ in sent) == 1
         assert forwarded.version == dossier.version + 1
         sent_back = act(ctx, SPECIALIST, dossier.code, "send_back", forwarded.version, reason="x")
-        assert len(updates) == 2 and sent_back.version == forwarded.version + 1
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", seen)
+        assert sum(sql.upper().count("UPDATE DOSSIER SET") for sql, _ in sent) == 2
+        assert sent_back.version == forwarded.version + 1
 
 
 def test_the_event_and_outbox_rows_hold_what_the_transition_decided(ctx: Context) -> None:

@@ -4,19 +4,17 @@ one-statement ones (a lifecycle event) write with one statement and no transacti
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from services.context import Context
 from services.dossiers import act
 from services.errors import DossierNotFound, StaleDossier
 from states.lifecycle import Actor
-from storage.db import autocommit_twin
 from storage.models import Dossier, DossierEvent
 from storage.models_api import IdempotencyRecord
-from tests.conftest import criminal_record
+from tests.conftest import criminal_record, statements_sent
 
 CENTRE = "000.00.01.H37"
 COUNTER = Actor("motcua1", "counter", CENTRE)
@@ -57,22 +55,13 @@ def test_nothing_added_in_a_read_only_unit_of_work_is_written(ctx: Context) -> N
 def test_an_event_runs_without_begin_or_commit_round_trips_on_postgresql(ctx: Context) -> None:
     postgres = ctx.engine.dialect.name == "postgresql"
     dossier = criminal_record(ctx, COUNTER, CENTRE)
-    seen: list[bool] = []
-
-    def statement(conn: Any, *_: Any) -> None:
-        seen.append(getattr(conn.connection.dbapi_connection, "autocommit", False) is True)
-
-    engines = {ctx.engine, autocommit_twin(ctx.engine)} if postgres else {ctx.engine}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", statement)
-    try:
+    with statements_sent(ctx) as sent:
         forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", statement)
     assert forwarded.version == dossier.version + 1
     # PostgreSQL: every statement outside a transaction (the write is one statement)
-    assert seen and (all(seen) if postgres else not any(seen))
+    autocommit = [flag for _, flag in sent]
+    assert sent and (all(autocommit) if postgres else not any(autocommit))
+    assert sum("UPDATE dossier SET" in sql for sql, _ in sent) == 1
     with ctx.uow(read_only=True) as uow:  # written for good: the event and the dossier
         found = uow.get_dossier(dossier.code)
         events = uow.session.execute(
