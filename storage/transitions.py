@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.base import instance_state
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, SQLModel
 
@@ -143,6 +144,7 @@ def _values(row: Any, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
 
 _LOAD_DOSSIER = f"SELECT {_quoted(_DOSSIER_COLUMNS)} FROM dossier WHERE code = %s"
 _DOSSIER_CLASS = manager_of_class(Dossier)
+_DOSSIER_MAPPER = inspect(Dossier)
 
 
 @functools.cache
@@ -173,7 +175,9 @@ def load_dossier(session: Session, code: str) -> Dossier | None:
     values = dossier.__dict__
     for (key, convert), value in zip(_result_processors(connection.dialect), row, strict=True):
         values[key] = value if convert is None else convert(value)
-    make_transient_to_detached(dossier)
+    # its identity, as ``make_transient_to_detached`` sets it, without that function's
+    # bookkeeping (nothing to expire or forget here): it cost as much as the rest
+    instance_state(dossier).key = _DOSSIER_MAPPER.identity_key_from_primary_key((dossier.id,))
     return dossier
 
 

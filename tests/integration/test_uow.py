@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from services.context import Context
 from services.dossiers import act
@@ -102,7 +102,7 @@ def test_read_dossier_gives_what_the_orm_reads_detached(ctx: Context) -> None:
     act(ctx, COUNTER, dossier.code, "forward", dossier.version)
     with ctx.uow(read_only=True) as uow:
         read = uow.read_dossier(dossier.code)
-        assert read not in uow.session
+        assert read not in uow.session and inspect(read).detached
         orm = uow.get_dossier(dossier.code)
         for attribute in Dossier.model_fields:
             assert getattr(read, attribute) == getattr(orm, attribute), attribute
