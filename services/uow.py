@@ -99,12 +99,9 @@ class UnitOfWork:
         locked, session, joined_ = self._locked, self._session, self._joined
         self._session, self._locked, self._joined = None, None, False
         if not joined_:  # joined: the caller's transaction commits or rolls back
-            try:
-                # detach first so that rows read here stay readable after the block
-                session.expunge_all()
-                session.rollback()
-            finally:
-                session.close()
+            # detaches the rows first (they stay readable after the block), then ends the
+            # transaction (rolled back when not committed) and gives the connection back
+            session.close()
         if isinstance(exc, StaleDataError):  # a flush found the row changed under us
             raise StaleDossier(*(locked or ("?", 0))) from None
 
