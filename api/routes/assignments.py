@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import col, select
 
@@ -270,7 +270,7 @@ def create_delegation(
     ctx: ContextDep,
     officer: OfficerDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Ủy quyền / the signed-in leader lets a deputy (a leader or specialist of the same unit)
     act as leader of the unit from ``valid_from`` until ``valid_to``: assign dossiers and send
     the leader's lifecycle events, recorded in the leader's name."""

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from fastapi.responses import JSONResponse
 
 from api.auth import Officer, OfficerDep
 from api.deps import ContextDep
@@ -135,7 +134,7 @@ def receive_dossier(
     ctx: ContextDep,
     officer: OfficerDep,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Tiếp nhận hồ sơ / receive a dossier (or guide once to supplement, or refuse) at the counter.
 
     With the same ``Idempotency-Key`` the first answer is replayed and no second dossier is made.
@@ -229,7 +228,7 @@ def send_event(
         str | None, Header(alias="If-Match", max_length=64, description='ETag, e.g. "3"')
     ] = None,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Một sự kiện của vòng đời hồ sơ / one lifecycle event. ``If-Match`` is required (428);
     a stale one answers 412."""
     assert event in EVENTS
