@@ -27,10 +27,11 @@ flush it a second time.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -43,7 +44,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.base import instance_state
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -156,6 +158,31 @@ def _result_processors(dialect: Dialect) -> tuple[tuple[str, Callable[[Any], Any
     )
 
 
+@contextlib.contextmanager
+def _driver(session: Session) -> Iterator[tuple[Connection, Any]]:
+    """The session's connection and its driver (psycopg) connection, for a statement sent
+    straight to the driver. A driver error comes out as SQLAlchemy would raise it (its
+    ``DBAPIError`` subclass: a lost server is an ``OperationalError``, which the API answers
+    with 503), and a connection found dead is invalidated, so the pool opens a new one."""
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    dialect = connection.dialect
+    try:
+        yield connection, driver
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        ) from error
+
+
 def load_dossier(session: Session, code: str) -> Dossier | None:
     """PostgreSQL: the dossier with ``code``, detached (not held by the session: a change to it
     is not written by the commit), read with one plain statement on the session's connection.
@@ -165,10 +192,8 @@ def load_dossier(session: Session, code: str) -> Dossier | None:
     writes it itself (``save_transition``). The instance is built as the ORM builds a loaded
     one (``__dict__`` filled, each value through its column type's conversion: aware datetimes
     in Asia/Ho_Chi_Minh)."""
-    connection = session.connection()
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    row = driver.execute(_LOAD_DOSSIER, (code,), prepare=True).fetchone()
+    with _driver(session) as (connection, driver):
+        row = driver.execute(_LOAD_DOSSIER, (code,), prepare=True).fetchone()
     if row is None:
         return None
     dossier: Dossier = _DOSSIER_CLASS.new_instance()
@@ -227,8 +252,7 @@ def save_transition(
     if session.get_bind().dialect.name == "postgresql":
         # on the driver's connection, with the columns' own conversions: SQLAlchemy's work
         # around one execution was a third of this function's CPU (benchmarks.transitions)
-        connection = session.connection()
-        convert = _bind_processors(connection.dialect)
+        convert = _bind_processors(session.get_bind().dialect)
         params: dict[str, Any] = {}
         for column, value in changed.items():
             process = convert[column]
@@ -242,9 +266,8 @@ def save_transition(
             outbox=json.dumps([_values(o, _OUTBOX_COLUMNS) for o in outbox], default=_json_value),
         )
         statement = _one_statement(tuple(changed), assignee_at is not None)
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        found = driver.execute(statement, params, prepare=True).fetchone()
+        with _driver(session) as (_, driver):
+            found = driver.execute(statement, params, prepare=True).fetchone()
         assert found is not None
         moved, assignee = found
         if moved != 1:

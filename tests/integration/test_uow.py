@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import OperationalError
 
 from services.context import Context
 from services.dossiers import act
@@ -113,3 +114,20 @@ def test_read_dossier_gives_what_the_orm_reads_detached(ctx: Context) -> None:
             uow.read_dossier(dossier.code, version=read.version - 1)
         with pytest.raises(DossierNotFound):
             uow.read_dossier("000.00.01.H37-000000-0000")
+
+
+def test_a_connection_lost_under_a_driver_statement_is_a_database_error(pg_ctx: Context) -> None:
+    """A lifecycle event's statements go straight to psycopg (storage.transitions); a server
+    gone under them still raises SQLAlchemy's OperationalError (the API's 503) and the dead
+    connection leaves the pool."""
+    ctx = pg_ctx
+    dossier = criminal_record(ctx, COUNTER, CENTRE)
+    with ctx.uow(one_statement=True) as uow:
+        pid = uow.session.connection().connection.driver_connection.info.backend_pid
+        with ctx.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as raised:
+            uow.read_dossier(dossier.code)
+        assert raised.value.connection_invalidated
+    forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)  # a new connection
+    assert forwarded.version == dossier.version + 1
