@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from services.context import Context
 from services.dossiers import act
 from services.errors import DossierNotFound, StaleDossier
+from services.worklist import DossierFilter, list_dossiers
 from states.lifecycle import Actor
 from storage.models import Dossier, DossierEvent
 from storage.models_api import IdempotencyRecord
@@ -131,3 +132,27 @@ def test_a_connection_lost_under_a_driver_statement_is_a_database_error(pg_ctx: 
         assert raised.value.connection_invalidated
     forwarded = act(ctx, COUNTER, dossier.code, "forward", dossier.version)  # a new connection
     assert forwarded.version == dossier.version + 1
+
+
+def test_worklist_filters_bind_their_values_per_read(ctx: Context) -> None:
+    """``list_dossiers`` builds one statement per shape of filters and binds the values at
+    each read: two reads of the same shape with other values see their own rows."""
+    first = criminal_record(ctx, COUNTER, CENTRE)
+    second = criminal_record(ctx, COUNTER, CENTRE)
+    act(ctx, COUNTER, second.code, "forward", second.version)
+    moved = list_dossiers(ctx, COUNTER, DossierFilter(status="appraisal"))
+    still = list_dossiers(ctx, COUNTER, DossierFilter(status=first.status))
+    assert [d.code for d in moved] == [second.code]
+    assert [d.code for d in still] == [first.code]
+    assert second.due_at is not None
+    before_due = second.due_at + timedelta(minutes=1)
+    both = list_dossiers(ctx, COUNTER, DossierFilter(due_before=before_due, open_only=True))
+    assert {d.code for d in both} == {first.code, second.code}
+    assert list_dossiers(ctx, COUNTER, DossierFilter(due_before=first.submitted_at)) == []
+    newest_first = list_dossiers(ctx, COUNTER, DossierFilter(), limit=1)
+    assert [d.code for d in newest_first] == [second.code]
+    assert newest_first[0].id is not None
+    older = list_dossiers(ctx, COUNTER, DossierFilter(), after_id=newest_first[0].id, limit=1)
+    assert [d.code for d in older] == [first.code]
+    assert list_dossiers(ctx, COUNTER, DossierFilter(agency="000.00.02.H37", status="appraisal"))
+    assert not list_dossiers(ctx, COUNTER, DossierFilter(agency="000.00.99.H37"))
