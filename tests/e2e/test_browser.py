@@ -5,20 +5,16 @@ the counter returns it. Screenshots (and the printed receipt) land in ``artifact
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from api.deps import open_context
 from services.directory import create_officer, hash_password, sync_catalog
 from services.settings import Settings
+from tests.e2e.server import motcua_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
@@ -30,12 +26,6 @@ OFFICERS = [
     ("congan", "Phạm Công An", "specialist", "000.00.20.H37"),
     ("lanhdao", "Lê Lãnh Đạo", "leader", "000.00.02.H37"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -50,31 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for username, name, role, unit in OFFICERS:
         create_officer(ctx, username, name, role, unit, password_hash=hashed)
     ctx.engine.dispose()
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "motcua"), "serve", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # a loaded 2-core CI machine: imports alone take 5-10 s
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start")
-            time.sleep(0.2)
+    with motcua_server(env) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def sign_in(page: Page, base: str, username: str) -> None:

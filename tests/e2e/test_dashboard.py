@@ -6,10 +6,6 @@ late dossiers counted. Screenshots land in ``artifacts/dashboard/`` (git-ignored
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from api.deps import open_context
 from services.directory import create_officer, hash_password, sync_catalog
 from services.importer import import_file
 from services.settings import Settings
+from tests.e2e.server import motcua_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "dashboard"
@@ -31,12 +28,6 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -53,28 +44,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     create_officer(ctx, "quay", "Cán Bộ Quầy", "counter", "000.00.01.H37", password_hash=hashed)
     codes = import_file(ctx, EXAMPLE).codes
     ctx.engine.dispose()
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "motcua"), "serve", "--host", "127.0.0.1",
-         "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # a loaded 2-core CI machine: imports alone take 5-10 s
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the server did not start")
-            time.sleep(0.2)
+    with motcua_server(env) as base:
         yield base, codes
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _sign_in(page: Page, base: str, username: str) -> None:
