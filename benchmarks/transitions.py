@@ -1,7 +1,8 @@
 """Dossier transitions through the HTTP API on PostgreSQL, beside the stack's and the database's
 own limits measured in the same run.
 
-    .venv/bin/python -m benchmarks.transitions [--seconds 20] [--concurrency 16] [--workers 2]
+    .venv/bin/python -m benchmarks.transitions [--seconds 20] [--rounds 4] [--concurrency 16]
+        [--workers 2]
 
 1. Recreates the database ``motcua_transitions_bench`` on the server of ``MOTCUA_BENCH_URL``
    (default ``postgresql://postgres@127.0.0.1:5432``), migrates it, loads the catalog, one
@@ -19,7 +20,9 @@ own limits measured in the same run.
    by the officer of that step). Prints transitions/s and p50/p99 per kind, and the CPU of the
    client, the API processes and PostgreSQL during the window.
 4. In the same run: the same uvicorn serving a bare indexed read (``benchmarks.bare_app``) with
-   the same client and concurrency → the framework's limit; ``pgbench -N`` on a separate
+   the same client and concurrency → the framework's limit, taking turns with the mix in
+   ``--rounds`` windows (so that both see the same moments of a machine whose speed drifts:
+   the bare read alone moved by a fifth between runs); ``pgbench -N`` on a separate
    database of the same server → the database's limit. Prints the ratios (with the API's CPU
    per transition ÷ per bare read: steadier than the rates on a shared machine) and the goals
    (≥ 500 transitions/s, p99 < 50 ms, ≥ 50 % of the bare-read throughput), and writes
@@ -271,6 +274,20 @@ class Run:
         return 1000 * self.cpu["api"] / answered if answered else float("nan")
 
 
+def combined(runs: list[Run]) -> Run:
+    """One run of several windows: answers, errors, seconds and CPU added up."""
+    latencies: dict[str, list[int]] = {}
+    errors: dict[str, int] = {}
+    for run in runs:
+        for kind, values in run.latencies.items():
+            latencies.setdefault(kind, []).extend(values)
+        for kind, n in run.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+    cpu = {group: sum(run.cpu[group] for run in runs) for group in runs[0].cpu}
+    seconds = sum(run.seconds for run in runs)
+    return Run(latencies, errors, seconds, sum(run.client_cpu for run in runs), cpu)
+
+
 def drive(
     plan_for: Callable[[list[int], float, float], Plan],
     concurrency: int,
@@ -509,6 +526,12 @@ def main() -> None:
     parser.add_argument("--pgbench-clients", type=int, default=8)
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="windows in which the mix and the bare read take turns",
+    )
     args = parser.parse_args()
 
     rep = Report(
@@ -526,21 +549,45 @@ def main() -> None:
         f"{args.reads:g} worklist read per event; {args.warmup:g} s warm-up, {args.seconds:g} s"
     )
 
-    port = free_port()
+    port, bare_port = free_port(), free_port()
     api = start_api(url, data_dir, port, args.workers)
+    bare = None
     try:
+        bare = start_bare(url, data_dir, bare_port, args.workers)
         tokens = sign_in(port, users)
 
         def mix_plan(group: list[int], start: float, end: float) -> Plan:
             return Plan("127.0.0.1", port, group, tokens, units, start, end, args.reads, "mix",
                         seed=args.seed)  # fmt: skip
 
-        mix = drive(
-            mix_plan, args.concurrency, args.client_processes, args.warmup, args.seconds, api.pid
-        )
+        codes: list[str] = []
+
+        def bare_plan(group: list[int], start: float, end: float) -> Plan:
+            return Plan("127.0.0.1", bare_port, group, {}, [], start, end, 0.0, "bare",
+                        codes=codes, seed=args.seed)  # fmt: skip
+
+        # the mix and the bare read take turns, so that both see the same moments of a machine
+        # whose speed drifts (the bare read alone moved by a fifth between runs)
+        window = args.seconds / args.rounds
+        mixes: list[Run] = []
+        bares: list[Run] = []
+        for turn in range(args.rounds):
+            warmup = args.warmup if turn == 0 else 1.0
+            mixes.append(drive(mix_plan, args.concurrency, args.client_processes, warmup,
+                               window, api.pid))  # fmt: skip
+            if not codes:
+                with psycopg.connect(url) as conn:
+                    sample = "SELECT code FROM dossier ORDER BY random() LIMIT 20000"
+                    codes.extend(r[0] for r in conn.execute(sample))
+            bares.append(drive(bare_plan, args.concurrency, args.client_processes,
+                               2.0 if turn == 0 else 1.0, window, bare.pid))  # fmt: skip
     finally:
         stop(api)
-    rep.print("transitions (the mix):")
+        if bare is not None:
+            stop(bare)
+    mix, bare_run = combined(mixes), combined(bares)
+    rep.print(f"transitions (the mix; {args.rounds} windows of {window:g} s, taking turns with "
+              "the bare read):")  # fmt: skip
     describe(rep, mix, TRANSITIONS, "all transitions", (*TRANSITIONS, "worklist"))
     if any(key.split()[-1].startswith("5") for key in mix.errors):
         log = (data_dir / "api.log").read_text(errors="replace").splitlines()
@@ -553,25 +600,10 @@ def main() -> None:
     all_p99 = percentile(mix.merged(TRANSITIONS), 0.99)
 
     with psycopg.connect(url) as conn:
-        sample = "SELECT code FROM dossier ORDER BY random() LIMIT 20000"
-        codes = [r[0] for r in conn.execute(sample)]
         made = conn.execute("SELECT count(*) FROM dossier_event").fetchone()
     events = made[0] if made else 0
     rep.print(f"  ({len(reads):,} worklist reads; {events:,} events in the database)")
 
-    port = free_port()
-    bare = start_bare(url, data_dir, port, args.workers)
-    try:
-
-        def bare_plan(group: list[int], start: float, end: float) -> Plan:
-            return Plan("127.0.0.1", port, group, {}, [], start, end, 0.0, "bare", codes=codes,
-                        seed=args.seed)  # fmt: skip
-
-        bare_run = drive(
-            bare_plan, args.concurrency, args.client_processes, 2.0, args.seconds, bare.pid
-        )
-    finally:
-        stop(bare)
     rep.print("bare indexed read, same uvicorn + FastAPI + SQLModel, same client (the limit):")
     describe(rep, bare_run, ("bare read",), "bare read")
     bare_rps = bare_run.rate(("bare read",))
