@@ -373,13 +373,25 @@ def server_env(url: str, data_dir: Path) -> dict[str, str]:
     }
 
 
-def start_api(url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_api(
+    url: str,
+    data_dir: Path,
+    port: int,
+    workers: int,
+    *,
+    root: Path = ROOT,
+    settings: dict[str, str] | None = None,
+    log_name: str = "api.log",
+) -> subprocess.Popen[bytes]:
+    """``motcua serve`` of the checkout ``root`` (first on ``PYTHONPATH``), with ``settings``
+    added to its environment; its log (access lines, tracebacks) in ``data_dir/log_name``."""
     motcua = Path(sys.executable).parent / "motcua"
-    log = (data_dir / "api.log").open("wb")  # uvicorn's log (access lines, tracebacks)
+    env = {**server_env(url, data_dir), "PYTHONPATH": str(root), **(settings or {})}
+    log = (data_dir / log_name).open("wb")
     process = subprocess.Popen(
         [str(motcua), "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers)],
-        cwd=ROOT, env=server_env(url, data_dir), stdout=log, stderr=subprocess.STDOUT,
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         wait_http(port, "/healthz", process)

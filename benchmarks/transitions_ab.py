@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,9 @@ from benchmarks import transitions as mix
 
 def _start(spec: str, url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     root, *settings = spec.split(":")
-    env = {**mix.server_env(url, data_dir), "PYTHONPATH": root}
-    env.update(setting.split("=", 1) for setting in settings)
-    log = (data_dir / f"api-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "motcua"), "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    mix.wait_http(port, "/healthz", process)
-    return process
+    extra = dict(setting.split("=", 1) for setting in settings)
+    return mix.start_api(url, data_dir, port, 1, root=Path(root), settings=extra,
+                         log_name=f"api-{port}.log")  # fmt: skip
 
 
 def _drive(name: str, port: int, tokens: Any, units: list[str], pid: int, users: int,

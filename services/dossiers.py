@@ -177,10 +177,10 @@ def act(
 ) -> Dossier:
     """Send one lifecycle event to a dossier (optimistic lock on ``expected_version``).
 
-    ``visible`` (the caller's access check, raising) sees the row first, in the same
-    transaction: not found, then not yours, then stale — with one read of the row."""
+    ``visible`` (the caller's access check, raising) sees the row first, in the same unit of
+    work: not found, then not yours, then stale — with one read of the row. The only write is
+    the transition's one statement (``save_transition``), checked against the version read."""
     now = ctx.clock.now()
-    # its only write is the transition's one statement (storage.transitions)
     with ctx.uow(one_statement=True) as uow:
         if visible is None:
             dossier = uow.read_dossier(code, version=expected_version)

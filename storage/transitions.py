@@ -35,15 +35,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    bindparam,
-    func,
-    insert,
-    inspect,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import bindparam, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import make_transient_to_detached
@@ -249,10 +241,11 @@ def save_transition(
     }
     if assignee_at is not None:
         changed.pop("assignee", None)
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
         # on the driver's connection, with the columns' own conversions: SQLAlchemy's work
         # around one execution was a third of this function's CPU (benchmarks.transitions)
-        convert = _bind_processors(session.get_bind().dialect)
+        convert = _bind_processors(dialect)
         params: dict[str, Any] = {}
         for column, value in changed.items():
             process = convert[column]
