@@ -12,15 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import Engine, bindparam
+from sqlalchemy import Engine, Select, bindparam
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
 
 from services.errors import DossierNotFound, StaleDossier
 from storage.db import autocommit_twin
 from storage.models import Dossier
-from storage.transitions import load_dossier
+from storage.transitions import load_dossier, load_dossiers
 
 _JOINED: ContextVar[Session | None] = ContextVar("motcua_joined_session", default=None)
 
@@ -132,6 +133,16 @@ class UnitOfWork:
         dossier = self.get_dossier(code, version=version)
         self.session.expunge(dossier)
         return dossier
+
+    def read_dossiers(self, statement: Select[Any], params: dict[str, Any]) -> list[Dossier]:
+        """The dossiers ``statement`` (a ``select(Dossier)``, its ``bindparam`` values in
+        ``params``) finds, detached; on PostgreSQL read without the ORM (``load_dossiers``)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return load_dossiers(self.session, statement, params)
+        rows = list(self.session.exec(statement, params=params).all())
+        for row in rows:
+            self.session.expunge(row)
+        return rows
 
     def _checked(self, code: str, dossier: Dossier | None, version: int | None) -> Dossier:
         if dossier is None:

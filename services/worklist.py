@@ -166,5 +166,5 @@ def list_dossiers(
     scope = _scope_units(ctx, actor)
     query = _list_statement(scope, filters.agency or None, frozenset(params), flags, order, limit)
     with ctx.uow(read_only=True) as uow:
-        rows = list(uow.session.exec(query, params=params).all())
+        rows = uow.read_dossiers(query, params)
     return [d for d in rows if can_see(ctx.catalog, actor, d)]

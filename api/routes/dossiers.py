@@ -176,7 +176,7 @@ def list_(
     ] = None,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> DossierPage:
+) -> Response:
     """Danh sách hồ sơ trong phạm vi của cán bộ / dossiers the officer may see, newest first."""
     after_id = None
     if cursor:
@@ -202,7 +202,10 @@ def list_(
         if more and rows
         else None
     )
-    return DossierPage(items=[to_public(ctx, d) for d in rows], next_cursor=next_cursor)
+    page = DossierPage(items=[to_public(ctx, d) for d in rows], next_cursor=next_cursor)
+    # serialized here: FastAPI's answer for a model re-validates it (dumped, checked, dumped
+    # again), which cost about a tenth of a worklist read
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{code}", response_model=DossierPublic, responses=problems(401, 403, 404))

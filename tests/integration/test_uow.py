@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
+from services.clock import FixedClock
 from services.context import Context
 from services.dossiers import act
 from services.errors import DossierNotFound, StaleDossier
@@ -156,3 +157,27 @@ def test_worklist_filters_bind_their_values_per_read(ctx: Context) -> None:
     assert [d.code for d in older] == [first.code]
     assert list_dossiers(ctx, COUNTER, DossierFilter(agency="000.00.02.H37", status="appraisal"))
     assert not list_dossiers(ctx, COUNTER, DossierFilter(agency="000.00.99.H37"))
+
+
+def test_worklist_reads_what_the_orm_reads_detached(ctx: Context, clock: FixedClock) -> None:
+    """On PostgreSQL a worklist is read without the ORM (storage.transitions.load_dossiers:
+    the statement compiled once, its lists of states expanded, aware datetimes converted as
+    bound): every column as the ORM gives it, and ``late_only`` (a bound instant, the final
+    states' list) finds the dossier once it is overdue, and only then."""
+    first = criminal_record(ctx, COUNTER, CENTRE)
+    second = criminal_record(ctx, COUNTER, CENTRE)
+    act(ctx, COUNTER, second.code, "forward", second.version)
+    read = list_dossiers(ctx, COUNTER, DossierFilter(open_only=True))
+    assert [d.code for d in read] == [second.code, first.code]
+    with ctx.uow(read_only=True) as uow:
+        assert not any(d in uow.session for d in read)
+        for dossier in read:
+            orm = uow.get_dossier(dossier.code)
+            for attribute in Dossier.model_fields:
+                assert getattr(dossier, attribute) == getattr(orm, attribute), attribute
+                assert type(getattr(dossier, attribute)) is type(getattr(orm, attribute))
+    assert list_dossiers(ctx, COUNTER, DossierFilter(late_only=True)) == []
+    assert second.due_at is not None
+    clock.set(second.due_at + timedelta(days=1))
+    late = list_dossiers(ctx, COUNTER, DossierFilter(late_only=True, status="appraisal"))
+    assert [d.code for d in late] == [second.code]
