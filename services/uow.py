@@ -14,9 +14,10 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam
+from sqlalchemy import Engine, bindparam
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.errors import DossierNotFound, StaleDossier
 from storage.db import autocommit_twin
@@ -134,7 +135,9 @@ class UnitOfWork:
         self.session.expunge(dossier)
         return dossier
 
-    def read_dossiers(self, statement: Select[Any], params: dict[str, Any]) -> list[Dossier]:
+    def read_dossiers(
+        self, statement: SelectOfScalar[Dossier], params: dict[str, Any]
+    ) -> list[Dossier]:
         """The dossiers ``statement`` (a ``select(Dossier)``, its ``bindparam`` values in
         ``params``) finds, detached; on PostgreSQL read without the ORM (``load_dossiers``)."""
         if self.session.get_bind().dialect.name == "postgresql":

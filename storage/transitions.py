@@ -219,7 +219,10 @@ def _for_driver(
     given = {name: None for name, bind in compiled.binds.items() if bind.required}
     expanded = compiled.construct_expanded_state(given)
     constants = {k: v for k, v in expanded.parameters.items() if k not in given}
-    return expanded.statement, constants, dict(compiled._bind_processors)
+    processors: dict[str, Callable[[Any], Any]] = {
+        k: p for k, p in compiled._bind_processors.items() if callable(p)
+    }
+    return expanded.statement, constants, processors
 
 
 def _detached(dialect: Dialect, row: Any) -> Dossier:
