@@ -98,7 +98,11 @@ class Connection:
                 raise ConnectionError("the server closed the connection")
             parser.feed_data(data)
         response = Response(parser.get_status_code(), parsed.headers, b"".join(parsed.body))
-        if not parser.should_keep_alive():
+        # HTTP/1.1 keeps the connection unless the answer says "close" (httptools'
+        # should_keep_alive() is only meaningful before the message completes: after, it is
+        # always False, and every request paid a new connection)
+        closing = parsed.headers.get(b"connection", b"").lower() == b"close"
+        if closing or parser.get_http_version() != "1.1":
             self.close()
         return response
 
