@@ -167,6 +167,13 @@ class _YearDays:
 class _Caches:
     years: dict[int, _YearDays] = field(default_factory=dict)
     working: dict[date, bool] = field(default_factory=dict)
+    # per year: working days among its first i days, i = 0 … days in the year
+    counts: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+
+def _day_of_year(day: date) -> int:
+    """0 for 1 January."""
+    return day.toordinal() - date(day.year, 1, 1).toordinal()
 
 
 class WorkingCalendar:
@@ -387,12 +394,30 @@ class WorkingCalendar:
         if da == db:
             return ob - oa
         total = ob + (self._day_us - oa if self.is_working_day(da) else 0)
-        day = da + _ONE_DAY
-        while day < db:
-            if self.is_working_day(day):
-                total += self._day_us
-            day += _ONE_DAY
-        return total
+        return total + self._day_us * self._working_days_in(da + _ONE_DAY, db)
+
+    def _working_days_in(self, start: date, end: date) -> int:
+        """Working days in ``[start, end)`` for ``start <= end``, from each year's running
+        counts: a dossier months overdue costs no more than one due tomorrow (counted a day at a
+        time, the progress of a worklist's old dossiers was a third of the read's CPU)."""
+        first = self._counts(start.year)
+        if start.year == end.year:
+            return self._counts(end.year)[_day_of_year(end)] - first[_day_of_year(start)]
+        total = first[-1] - first[_day_of_year(start)]
+        for year in range(start.year + 1, end.year):
+            total += self._counts(year)[-1]
+        return total + self._counts(end.year)[_day_of_year(end)]
+
+    def _counts(self, year: int) -> tuple[int, ...]:
+        found = self._caches.counts.get(year)
+        if found is None:
+            running = [0]
+            day = date(year, 1, 1)
+            while day.year == year:
+                running.append(running[-1] + self.is_working_day(day))
+                day += _ONE_DAY
+            found = self._caches.counts[year] = tuple(running)
+        return found
 
     def working_minutes_between(self, a: datetime, b: datetime) -> int:
         """Whole working minutes in ``[a, b)`` (sub-minute remainders are dropped);

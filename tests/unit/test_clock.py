@@ -593,3 +593,23 @@ def test_resume_due_keeps_the_remaining_time(resumed: datetime, remaining: int) 
     restart = CAL.next_working_instant(resumed)
     assert CAL.working_minutes_between(restart, due) == remaining
     assert (due > restart) == (remaining > 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(minute_instants, minute_instants)
+def test_between_counts_every_working_day_once(a: datetime, b: datetime) -> None:
+    """The working days between two instants come from running counts per year (not a day at a
+    time): the same as counting each day, across year ends, holidays and make-up days."""
+    a, b = sorted((a.astimezone(TZ), b.astimezone(TZ)))
+    day, whole_days = a.date() + timedelta(days=1), 0
+    while day < b.date():
+        whole_days += CAL.is_working_day(day)
+        day += timedelta(days=1)
+    if a.date() == b.date():
+        expected = CAL.working_minutes_between(a, b)  # within one day: no day counted
+    else:
+        to_close = CAL.working_minutes_between(a, CAL.end_of_working_day(a.date()))
+        since_open = CAL.working_minutes_between(datetime.combine(b.date(), time(0), TZ), b)
+        expected = to_close + whole_days * MINUTES_PER_DAY + since_open
+        assert expected >= 0
+    assert CAL.working_minutes_between(a, b) == expected
