@@ -35,7 +35,7 @@ from states.events import (
 )
 from states.lifecycle import Actor, DossierFacts, allowed_event_ids, is_final, machine_for
 from storage.db import next_sequence
-from storage.models import Dossier, DossierEvent, Outbox
+from storage.models import Dossier, DossierEvent, Outbox, new_row
 from storage.transitions import detach, insert_dossier, save_transition
 
 CitizenNotice = Literal["received", "supplement_requested", "result_ready", "apology"]
@@ -285,8 +285,9 @@ def _apply(
             state=from_state,
         ) from None
     to_state = facts.status
-    record = DossierEvent(
-        dossier_id=dossier.id,  # type: ignore[arg-type]
+    record = new_row(
+        DossierEvent,
+        dossier_id=dossier.id,
         seq=0,
         event=event,
         from_state=from_state,
@@ -484,7 +485,8 @@ def _outbox_rows(
             )
     for notice in notices:
         rows.append(
-            Outbox(
+            new_row(
+                Outbox,
                 dossier_id=dossier.id,
                 kind="notify_citizen",
                 target=notice,

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from services.catalog import ProcedureVersion
 from services.context import Context
 from services.outbox import DEAD, DONE, Claimed, DeliveryError, PermanentDeliveryError
-from storage.models import Dossier, Outbox
+from storage.models import Dossier, Outbox, new_row
 
 PORTAL_SYNC = "portal_sync"
 
@@ -59,7 +59,8 @@ def portal_sync_rows(
         return []
     code, label = PORTAL_STATUS[key]
     return [
-        Outbox(
+        new_row(
+            Outbox,
             dossier_id=dossier.id,
             kind=PORTAL_SYNC,
             target="portal",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -17,6 +19,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Field, SQLModel
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -226,3 +229,46 @@ __all__ = [
     "Unit",
     "User",
 ]
+
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def new_row(model: type[Row], **values: Any) -> Row:
+    """``model(**values)`` for a table model: a new (transient) row with the fields' defaults,
+    its values written into the instance's ``__dict__`` as the ORM fills a row it loads.
+    SQLModel's constructor sets each field through the ORM's instrumentation: ~75 µs for an
+    event row, 3-5 % of a lifecycle event's CPU with its outbox rows. No validation (table
+    models get none from their constructor either); an unknown or missing field is an error."""
+    fields = _field_defaults(model)
+    unknown = values.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {sorted(unknown)}")
+    row: Row = manager_of_class(model).new_instance()
+    data = row.__dict__
+    for name, (default, factory) in fields.items():
+        if name in values:
+            data[name] = values[name]
+        elif factory is not None:
+            data[name] = factory()
+        elif default is _REQUIRED:
+            raise TypeError(f"{model.__name__}: {name} is required")
+        else:
+            data[name] = default
+    object.__setattr__(row, "__pydantic_fields_set__", set(values))
+    return row
+
+
+_REQUIRED = object()
+
+
+@functools.cache
+def _field_defaults(model: type[SQLModel]) -> dict[str, tuple[Any, Callable[[], Any] | None]]:
+    """Field → (default, or ``_REQUIRED``; default factory)."""
+    return {
+        name: (
+            _REQUIRED if field.is_required() else field.default,
+            field.default_factory,  # type: ignore[misc]
+        )
+        for name, field in model.model_fields.items()
+    }
