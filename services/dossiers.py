@@ -107,7 +107,8 @@ def submit_dossier(
         if data.external_ref:  # checked in this transaction: an importer's outer one stays alive
             _refuse_taken_ref(uow.session, data.external_ref)
         number = next_sequence(uow.session, unit.code, now.date())
-        dossier = Dossier(
+        dossier = new_row(
+            Dossier,
             code=f"{unit.code}-{now:%y%m%d}-{number:04d}",
             external_ref=data.external_ref,
             procedure_code=procedure.code,

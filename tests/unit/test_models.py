@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, SQLModel, select
 
-from storage.models import DossierEvent, Outbox, new_row
+from storage.models import Dossier, DossierEvent, Outbox, new_row
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 EVENT = {
@@ -61,3 +61,23 @@ def test_the_orm_writes_a_new_row_and_a_later_change_to_it() -> None:
             "pending",
             2,
         )
+
+
+def test_a_new_dossier_row_has_the_constructors_defaults() -> None:
+    values = {
+        "code": "000.00.01.H37-261207-0001",
+        "procedure_code": "1.004873",
+        "procedure_version": 1,
+        "rule_set": "nd61",
+        "receiving_unit": "000.00.01.H37",
+        "competent_agency": "000.00.01.H37",
+        "level": "commune",
+        "channel": "counter",
+        "applicant_name": "Nguyễn Thị Bích",
+        "components": [{"id": "request_form"}],
+        "step_units": {},
+        "status": "submitted",
+        "submitted_at": NOW,
+    }
+    values = {k: v for k, v in values.items() if k in Dossier.model_fields}
+    assert new_row(Dossier, **values).model_dump() == Dossier(**values).model_dump()
