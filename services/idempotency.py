@@ -22,6 +22,7 @@ from services.errors import DomainError
 from services.uow import joined
 from storage.db import dialect_insert
 from storage.models_api import IdempotencyRecord
+from storage.transitions import execute
 
 
 class IdempotencyMismatch(DomainError):
@@ -90,7 +91,8 @@ def run_once(
     with ctx.uow() as uow:
         session = uow.session
         claim = _CLAIMS[session.get_bind().dialect.name]
-        claimed = session.execute(
+        claimed = execute(
+            session,
             claim,
             {
                 "username": username,
@@ -102,7 +104,7 @@ def run_once(
                 "created_at": ctx.clock.now(),
             },
         )
-        if claimed.first() is None:
+        if not claimed:
             # answered by a committed transaction (a concurrent one was waited for above)
             found = session.execute(_FIND, {"u": username, "k": key}).one()
             if found.request_hash != request_hash or found.target != target:
@@ -115,7 +117,8 @@ def run_once(
         with joined(session):
             response = handler()
         session.expunge_all()  # what the use cases did not commit is dropped (``joined``)
-        session.execute(
+        execute(
+            session,
             _STORE,
             {
                 "u": username,

@@ -121,8 +121,11 @@ def next_sequence(session: Session, unit_code: str, day: date) -> int:
 
     The upsert locks the counter row until commit; a rollback gives the number back, so the
     numbers in use are gap-free."""
+    from storage.transitions import execute
+
     statement = _NEXT_SEQUENCE[session.get_bind().dialect.name]
-    return int(session.execute(statement, {"unit": unit_code, "day": day}).scalar_one())
+    ((last,),) = execute(session, statement, {"unit": unit_code, "day": day})
+    return int(last)
 
 
 def _next_sequence_statement(dialect: str) -> Any:

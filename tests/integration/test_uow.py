@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from services.clock import FixedClock
@@ -17,6 +17,7 @@ from services.worklist import DossierFilter, list_dossiers
 from states.lifecycle import Actor
 from storage.models import Dossier, DossierEvent
 from storage.models_api import IdempotencyRecord
+from storage.transitions import execute
 from tests.conftest import criminal_record, statements_sent
 
 CENTRE = "000.00.01.H37"
@@ -181,3 +182,12 @@ def test_worklist_reads_what_the_orm_reads_detached(ctx: Context, clock: FixedCl
     clock.set(second.due_at + timedelta(days=1))
     late = list_dossiers(ctx, COUNTER, DossierFilter(late_only=True, status="appraisal"))
     assert [d.code for d in late] == [second.code]
+
+
+def test_a_statement_on_the_driver_needs_every_column_given(pg_ctx: Context) -> None:
+    """storage.transitions.execute sends a Core statement straight to psycopg on PostgreSQL:
+    a column default that SQLAlchemy would compute at execution is not computed there, so a
+    statement that needs one is refused instead of writing NULL."""
+    table = Dossier.__table__  # type: ignore[attr-defined]
+    with pg_ctx.uow() as uow, pytest.raises(ValueError, match="every column"):
+        execute(uow.session, insert(table), {"code": "x"})
