@@ -329,7 +329,26 @@ _local = threading.local()
 
 
 def _frozen(steps: Sequence[StepLike]) -> tuple[Step, ...]:
-    return tuple(Step(s.id, s.role, s.inter_agency) for s in steps)
+    """The steps as hashable values (a machine class's key). Remembered per sequence object
+    (the catalog's, loaded once), so that a worklist's rows do not rebuild them each: the
+    object is kept beside its value, so its ``id`` is not reused while remembered; the value
+    is checked against the steps read again, so a sequence changed in place is seen."""
+    known = _FROZEN.get(id(steps))
+    if known is not None and known[0] is steps and len(known[1]) == len(steps):
+        frozen = known[1]
+        if all(
+            (f.id, f.role, f.inter_agency) == (s.id, s.role, s.inter_agency)
+            for f, s in zip(frozen, steps, strict=True)
+        ):
+            return frozen
+    frozen = tuple(Step(s.id, s.role, s.inter_agency) for s in steps)
+    if len(_FROZEN) >= 4096:
+        _FROZEN.clear()
+    _FROZEN[id(steps)] = (steps, frozen)
+    return frozen
+
+
+_FROZEN: dict[int, tuple[Sequence[StepLike], tuple[Step, ...]]] = {}
 
 
 def _revive(machine: StateChart) -> None:

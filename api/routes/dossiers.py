@@ -64,47 +64,46 @@ def state_label(ctx: Context, dossier: Dossier) -> tuple[str, str | None]:
     return step_name or dossier.status, step_name
 
 
-def to_public(ctx: Context, dossier: Dossier) -> DossierPublic:
+# the fields shown as stored (the others are computed below)
+_AS_STORED = tuple(
+    name
+    for name in DossierPublic.model_fields
+    if name in Dossier.model_fields and name != "components"
+)
+
+
+def _columns(dossier: Dossier) -> dict[str, Any]:
+    """The dossier's column values: its ``__dict__`` once loaded (each attribute read through
+    the ORM's instrumentation costs ~0.3 µs, a sixth of a worklist's rows), else each attribute
+    read (one not loaded yet)."""
+    values = dossier.__dict__
+    if values.keys() >= _COLUMN_NAMES:
+        return values
+    return {name: getattr(dossier, name) for name in _COLUMN_NAMES}
+
+
+_COLUMN_NAMES = frozenset(Dossier.model_fields)
+
+
+def to_public(ctx: Context, dossier: Dossier, now: datetime | None = None) -> DossierPublic:
+    """The dossier as the API shows it; ``now``: the instant its progress is measured at (one
+    for a whole page)."""
     label, step_name = state_label(ctx, dossier)
-    progress = progress_of(ctx, dossier)
+    progress = progress_of(ctx, dossier, now)
+    values = _columns(dossier)
     return DossierPublic(
-        code=dossier.code,
-        version=dossier.version,
-        procedure_code=dossier.procedure_code,
-        procedure_version=dossier.procedure_version,
-        procedure_name=ctx.catalog.procedure(dossier.procedure_code).name,
-        rule_set=dossier.rule_set,
-        receiving_unit=dossier.receiving_unit,
-        competent_agency=dossier.competent_agency,
-        current_unit=dossier.current_unit,
-        status=dossier.status,
+        **{name: values[name] for name in _AS_STORED},
+        procedure_name=ctx.catalog.procedure(values["procedure_code"]).name,
         status_label=label,
-        current_step=dossier.current_step,
         current_step_name=step_name,
-        assignee=dossier.assignee,
-        channel=dossier.channel,
         applicant=ApplicantPublic(
-            name=dossier.applicant_name,
-            id_number=dossier.applicant_id_number,
-            phone=dossier.applicant_phone,
-            email=dossier.applicant_email,
-            address=dossier.applicant_address,
+            name=values["applicant_name"],
+            id_number=values["applicant_id_number"],
+            phone=values["applicant_phone"],
+            email=values["applicant_email"],
+            address=values["applicant_address"],
         ),
-        components=[str(c.get("id")) for c in dossier.components],
-        request_summary=dossier.request_summary,
-        submitted_at=dossier.submitted_at,
-        received_at=dossier.received_at,
-        due_at=dossier.due_at,
-        appointment_at=dossier.appointment_at,
-        step_due_at=dossier.step_due_at,
-        paused_at=dossier.paused_at,
-        supplement_count=dossier.supplement_count,
-        apology_at=dossier.apology_at,
-        decision=dossier.decision,
-        decision_ref=dossier.decision_ref,
-        result_ready_at=dossier.result_ready_at,
-        returned_at=dossier.returned_at,
-        timeliness=dossier.timeliness,
+        components=[str(c.get("id")) for c in values["components"]],
         progress=progress.progress,
         remaining_working_minutes=progress.remaining_working_minutes,
         allowed_events=allowed_events(ctx, dossier),
@@ -202,7 +201,8 @@ def list_(
         if more and rows
         else None
     )
-    page = DossierPage(items=[to_public(ctx, d) for d in rows], next_cursor=next_cursor)
+    now = ctx.clock.now()
+    page = DossierPage(items=[to_public(ctx, d, now) for d in rows], next_cursor=next_cursor)
     # serialized here: FastAPI's answer for a model re-validates it (dumped, checked, dumped
     # again), which cost about a tenth of a worklist read
     return Response(page.model_dump_json(), media_type="application/json")
