@@ -57,6 +57,8 @@ def _columns(model: type[SQLModel]) -> tuple[tuple[str, str], ...]:
 
 
 _DOSSIER_COLUMNS = _columns(Dossier)
+_DOSSIER_KEYS = tuple(key for key, _ in _DOSSIER_COLUMNS)
+_DOSSIER_KEY_SET = frozenset(_DOSSIER_KEYS)
 _EVENT_COLUMNS = tuple(c for c in _columns(DossierEvent) if c[1] not in ("id", "seq"))
 _OUTBOX_COLUMNS = tuple(c for c in _columns(Outbox) if c[1] != "id")
 # Statements built once, values bound at execution: building one per call (``.values(**row)``)
@@ -293,8 +295,18 @@ def detach(session: Session, dossier: Dossier) -> dict[str, Any]:
         session.expunge(dossier)
     return {
         key: copy.deepcopy(value) if isinstance(value, dict | list) else value
-        for key, value in ((key, getattr(dossier, key)) for key, _ in _DOSSIER_COLUMNS)
+        for key, value in _loaded(dossier).items()
     }
+
+
+def _loaded(dossier: Dossier) -> dict[str, Any]:
+    """The dossier's column values by attribute: its ``__dict__`` once every column is loaded
+    (read one by one through the ORM's instrumentation they cost ~0.3 µs each, twice per
+    column in a transition), else each attribute read."""
+    values = dossier.__dict__
+    if values.keys() >= _DOSSIER_KEY_SET:
+        return {key: values[key] for key in _DOSSIER_KEYS}
+    return {key: getattr(dossier, key) for key in _DOSSIER_KEYS}
 
 
 def save_transition(
@@ -312,10 +324,11 @@ def save_transition(
     dossier enters), sets ``dossier.assignee`` to the one last assigned at that step, looked
     up in the same statement on PostgreSQL."""
     version = before["version"]
+    now = _loaded(dossier)
     changed = {
-        column: getattr(dossier, key)
+        column: now[key]
         for key, column in _DOSSIER_COLUMNS
-        if key != "version" and getattr(dossier, key) != before[key]
+        if key != "version" and now[key] != before[key]
     }
     if assignee_at is not None:
         changed.pop("assignee", None)
