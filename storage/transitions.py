@@ -201,25 +201,49 @@ def load_dossiers(
     and its values are bound at each read. The ORM's load of a worklist's 20 rows was a fifth
     of the read's CPU."""
     with _driver(session) as (connection, driver):
-        sql, constants, processors = _for_driver(statement, connection.dialect)
-        values = dict(constants)
-        for name, value in params.items():
-            convert = processors.get(name)
-            values[name] = value if convert is None else convert(value)
+        sql, values = _for_driver(statement, connection.dialect, params, dossier_columns=True)
         rows = driver.execute(sql, values, prepare=True).fetchall()
     return [_detached(connection.dialect, row) for row in rows]
 
 
-@functools.lru_cache(maxsize=1024)
 def _for_driver(
-    statement: Select[Any], dialect: Dialect
+    statement: Select[Any] | UpdateBase,
+    dialect: Dialect,
+    params: dict[str, Any],
+    *,
+    dossier_columns: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """``statement`` in psycopg's ``%(name)s`` style and its values: ``params`` through their
+    column types' conversions (JSON, aware datetimes) and the values the statement holds
+    itself. With ``dossier_columns``, a select of the dossier's columns in
+    ``_DOSSIER_COLUMNS``' order."""
+    sql, constants, processors = _compiled(statement, dialect, frozenset(params), dossier_columns)
+    values = dict(constants)
+    for name, value in params.items():
+        convert = processors.get(name)
+        values[name] = value if convert is None else convert(value)
+    return sql, values
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(
+    statement: Select[Any] | UpdateBase,
+    dialect: Dialect,
+    names: frozenset[str],
+    dossier_columns: bool,
 ) -> tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]]]:
-    """``statement`` selecting the dossier's columns in ``_DOSSIER_COLUMNS``' order, in
-    psycopg's ``%(name)s`` style: its text (the lists of ``IN`` expanded), the values it holds
-    itself, and the conversions of its parameters (aware datetimes)."""
-    columns = [_DOSSIER.c[column] for _, column in _DOSSIER_COLUMNS]
-    compiled = statement.with_only_columns(*columns).compile(dialect=dialect)
-    given = {name: None for name, bind in compiled.binds.items() if bind.required}
+    """Compiled once per statement and set of parameters: the text (lists of ``IN``
+    expanded), the values the statement holds itself, the conversions of its parameters."""
+    if dossier_columns:
+        assert isinstance(statement, Select)
+        columns = [_DOSSIER.c[column] for _, column in _DOSSIER_COLUMNS]
+        compiled = statement.with_only_columns(*columns).compile(dialect=dialect)
+    else:
+        compiled = statement.compile(dialect=dialect, column_keys=sorted(names))
+    if compiled.insert_prefetch or compiled.update_prefetch:
+        # a column default computed by SQLAlchemy at execution: not done on the driver
+        raise ValueError(f"give every column a value: {compiled.insert_prefetch}")
+    given = {name: None for name, bind in compiled.binds.items() if name in names or bind.required}
     expanded = compiled.construct_expanded_state(given)
     constants = {k: v for k, v in expanded.parameters.items() if k not in given}
     processors: dict[str, Callable[[Any], Any]] = {
@@ -251,31 +275,10 @@ def execute(session: Session, statement: UpdateBase, params: dict[str, Any]) -> 
     if dialect.name != "postgresql":
         result = session.connection().execute(statement, params)
         return [tuple(row) for row in result] if result.returns_rows else []
-    sql, constants, processors = _compiled(statement, dialect, frozenset(params))
-    values = dict(constants)
-    for name, value in params.items():
-        convert = processors.get(name)
-        values[name] = value if convert is None else convert(value)
+    sql, values = _for_driver(statement, dialect, params)
     with _driver(session) as (_, driver):
         cursor = driver.execute(sql, values, prepare=True)
         return cursor.fetchall() if cursor.description is not None else []
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(
-    statement: UpdateBase, dialect: Dialect, names: frozenset[str]
-) -> tuple[str, dict[str, Any], dict[str, Callable[[Any], Any]]]:
-    compiled = statement.compile(dialect=dialect, column_keys=sorted(names))
-    if compiled.insert_prefetch or compiled.update_prefetch:
-        # a column default computed by SQLAlchemy at execution: not done on the driver
-        raise ValueError(f"give every column a value: {compiled.insert_prefetch}")
-    given = {name: None for name, bind in compiled.binds.items() if name in names or bind.required}
-    expanded = compiled.construct_expanded_state(given)
-    constants = {k: v for k, v in expanded.parameters.items() if k not in given}
-    processors: dict[str, Callable[[Any], Any]] = {
-        k: p for k, p in compiled._bind_processors.items() if callable(p)
-    }
-    return expanded.statement, constants, processors
 
 
 def insert_dossier(session: Session, dossier: Dossier) -> None:
