@@ -59,11 +59,13 @@ def create_app(ctx: Context | None = None, settings: Settings | None = None) -> 
     app.state.settings = settings or get_settings()
     errors.install(app)
     app.add_middleware(RequestLimits, settings=app.state.settings)
+    # the dossiers' routes first: FastAPI tries the routers in order, route by route, and
+    # reaching them after the others cost ~6 % of the instructions of a read of one dossier
     for router in (
+        dossiers.router,
         health.router,
         auth.router,
         catalog.router,
-        dossiers.router,
         forms.router,
         lookup.router,
         pages.router,
