@@ -25,6 +25,7 @@ def serve(
 
     from api.app import create_app
     from api.deps import open_context
+    from api.logs import uvicorn_log_config
     from services.demo import DEMO_PASSWORD, ensure_supervisors, run_demo
     from services.directory import sync_catalog
     from services.settings import Settings, get_settings
@@ -88,9 +89,12 @@ def serve(
                 port=port,
                 workers=workers,
                 timeout_worker_healthcheck=60,
+                log_config=uvicorn_log_config(),
             )
         else:
-            uvicorn.run(create_app(ctx, settings), host=host, port=port)
+            uvicorn.run(
+                create_app(ctx, settings), host=host, port=port, log_config=uvicorn_log_config()
+            )
     finally:
         if background is not None:
             background.stop()

@@ -404,8 +404,9 @@ def start_api(
 def start_bare(url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     """The same ``uvicorn.run`` call as ``motcua serve --workers N``, on the bare app."""
     code = (
-        "import uvicorn; uvicorn.run('benchmarks.bare_app:create_app', factory=True, "
-        f"host='127.0.0.1', port={port}, workers={workers})"
+        "import uvicorn; from api.logs import uvicorn_log_config; "
+        "uvicorn.run('benchmarks.bare_app:create_app', factory=True, "
+        f"host='127.0.0.1', port={port}, workers={workers}, log_config=uvicorn_log_config())"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], cwd=ROOT, env=server_env(url, data_dir),
