@@ -11,14 +11,15 @@ own limits measured in the same run.
 2. Starts the real API as deployed: ``motcua serve --workers N`` (uvicorn, app factory) with
    ``MALLOC_ARENA_MAX=2``, background flows off (``MOTCUA_EMBEDDED_WORKERS=false``: the outbox
    drains elsewhere), signs each officer in (``POST /api/v1/auth/token``).
-3. Drives the mix with ``--concurrency`` virtual users (keep-alive connections, one request at a
-   time each; ``benchmarks.httpload``): receive (``POST /api/v1/dossiers`` with an
+3. Drives the mix with ``--concurrency`` virtual users (keep-alive connections opened 25 ms
+   apart, so that they spread over the uvicorn workers; one request at a time each;
+   ``benchmarks.httpload``): receive (``POST /api/v1/dossiers`` with an
    ``Idempotency-Key``) a marital-status certificate (1.004873, one commune does every step),
    forward (counter → specialist), forward (specialist → leader), approve, mark_result_ready,
    return_result (each ``POST …/events/{event}`` with ``If-Match``), and before each event, with
    probability ``--reads``, one worklist read (``GET /api/v1/dossiers?status=<step>&limit=20``
    by the officer of that step). Prints transitions/s and p50/p99 per kind, and the CPU of the
-   client, the API processes and PostgreSQL during the window.
+   client, the API processes (also each one) and PostgreSQL during the window.
 4. In the same run: the same uvicorn serving a bare indexed read (``benchmarks.bare_app``) with
    the same client and concurrency → the framework's limit, taking turns with the mix in
    ``--rounds`` windows (so that both see the same moments of a machine whose speed drifts:
@@ -71,6 +72,11 @@ PLAN: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("mark_result_ready", "counter", "approved", {}),
     ("return_result", "counter", "result_ready", {}),
 )
+# The users connect one after the other, STAGGER_S apart, as clients arrive: 16 connections
+# opened at once were all accepted by one uvicorn worker (it accepts a burst in one go), and
+# with keep-alive the other worker then idled for the whole run (seen on 7 December: 0.94 and
+# 0.00 cores). The API's CPU per process is printed, so that an imbalance shows.
+STAGGER_S = 0.025
 GOAL_TPS = 500.0
 GOAL_P99_MS = 50.0
 GOAL_BARE_RATIO = 0.5
@@ -126,6 +132,8 @@ def cpu_by_group(api_root: int | None, client_pids: list[int]) -> dict[str, floa
                     grew = True
     out = {
         "api": sum(stats[p][2] for p in tree),
+        # each process of the API's tree, so that a worker idling beside a busy one shows
+        **{f"api {pid}": stats[pid][2] for pid in tree},
         "client": sum(stats[p][2] for p in client_pids if p in stats),
         "postgres": sum(cpu for name, _, cpu in stats.values() if name.startswith("postgres")),
     }
@@ -160,6 +168,7 @@ def _mix_user(plan: Plan, rec: Recorder, index: int) -> Callable[[], Any]:
     auth = {role: {"Authorization": f"Bearer {t}"} for role, t in plan.tokens[unit].items()}
 
     async def run() -> None:
+        await asyncio.sleep(index * STAGGER_S)
         conn = Connection(plan.host, plan.port)
         n = 0
         while time.monotonic() < plan.end:
@@ -218,6 +227,7 @@ def _bare_user(plan: Plan, rec: Recorder, index: int) -> Callable[[], Any]:
     rng = random.Random(plan.seed * 1_000_003 + index)
 
     async def run() -> None:
+        await asyncio.sleep(index * STAGGER_S)
         conn = Connection(plan.host, plan.port)
         while time.monotonic() < plan.end:
             code = rng.choice(plan.codes)
@@ -283,7 +293,7 @@ def combined(runs: list[Run]) -> Run:
             latencies.setdefault(kind, []).extend(values)
         for kind, n in run.errors.items():
             errors[kind] = errors.get(kind, 0) + n
-    cpu = {group: sum(run.cpu[group] for run in runs) for group in runs[0].cpu}
+    cpu = {group: sum(run.cpu.get(group, 0.0) for run in runs) for group in runs[0].cpu}
     seconds = sum(run.seconds for run in runs)
     return Run(latencies, errors, seconds, sum(run.client_cpu for run in runs), cpu)
 
@@ -325,7 +335,7 @@ def drive(
         client_cpu += cpu
     for p in procs:
         p.join(30)
-    cpu = {k: after[k] - before[k] for k in after}
+    cpu = {k: after[k] - before.get(k, 0.0) for k in after}
     cpu["client"] = client_cpu
     return Run(latencies, errors, seconds, client_cpu, cpu)
 
@@ -516,6 +526,7 @@ def describe(
         rep.print(f"  errors: {dict(sorted(run.errors.items()))}")
     cores = os.cpu_count() or 1
     c = run.cpu
+    processes = sorted((v for k, v in c.items() if k.startswith("api ")), reverse=True)
     other = c["machine"] - c["api"] - c["client"] - c["postgres"]
     rep.print(
         "  CPU (cores busy): "
@@ -523,6 +534,8 @@ def describe(
         f"PostgreSQL {c['postgres'] / run.seconds:.2f}, other {other / run.seconds:.2f} "
         f"(machine {c['machine'] / run.seconds:.2f} of {cores})"
     )
+    busy = [f"{v / run.seconds:.2f}" for v in processes if v / run.seconds >= 0.01]
+    rep.print(f"  API per process (cores busy): {', '.join(busy)}")
 
 
 def main() -> None:
