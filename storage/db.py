@@ -15,6 +15,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage.models import DossierSequence
+from storage.transitions import execute
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -121,8 +122,6 @@ def next_sequence(session: Session, unit_code: str, day: date) -> int:
 
     The upsert locks the counter row until commit; a rollback gives the number back, so the
     numbers in use are gap-free."""
-    from storage.transitions import execute
-
     statement = _NEXT_SEQUENCE[session.get_bind().dialect.name]
     ((last,),) = execute(session, statement, {"unit": unit_code, "day": day})
     return int(last)

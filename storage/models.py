@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -272,3 +272,20 @@ def _field_defaults(model: type[SQLModel]) -> dict[str, tuple[Any, Callable[[], 
         )
         for name, field in model.model_fields.items()
     }
+
+
+def column_values(row: SQLModel) -> Mapping[str, Any]:
+    """A table row's values by field: its ``__dict__`` once every field is loaded (read one by
+    one through the ORM's instrumentation they cost ~0.3 µs each; a worklist page reads a
+    thousand, a transition each column twice), else each attribute read (one not loaded yet).
+    Read-only: a change goes through the attribute, as always."""
+    values = row.__dict__
+    names = _field_names(type(row))
+    if values.keys() >= names:
+        return values
+    return {name: getattr(row, name) for name in names}
+
+
+@functools.cache
+def _field_names(model: type[SQLModel]) -> frozenset[str]:
+    return frozenset(model.model_fields)

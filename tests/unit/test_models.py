@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, SQLModel, select
 
-from storage.models import Dossier, DossierEvent, Outbox, new_row
+from storage.models import Dossier, DossierEvent, Outbox, column_values, new_row
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 EVENT = {
@@ -64,7 +65,7 @@ def test_the_orm_writes_a_new_row_and_a_later_change_to_it() -> None:
 
 
 def test_a_new_dossier_row_has_the_constructors_defaults() -> None:
-    values = {
+    values: dict[str, Any] = {
         "code": "000.00.01.H37-261207-0001",
         "procedure_code": "1.004873",
         "procedure_version": 1,
@@ -79,5 +80,15 @@ def test_a_new_dossier_row_has_the_constructors_defaults() -> None:
         "status": "submitted",
         "submitted_at": NOW,
     }
-    values = {k: v for k, v in values.items() if k in Dossier.model_fields}
+    assert values.keys() <= Dossier.model_fields.keys()
     assert new_row(Dossier, **values).model_dump() == Dossier(**values).model_dump()
+
+
+def test_column_values_are_the_loaded_dict_or_each_attribute() -> None:
+    row = new_row(Outbox, **OUTBOX)
+    assert column_values(row) is row.__dict__  # every field loaded: no attribute read
+    del row.__dict__["target"]  # as an expired attribute
+    values = column_values(row)
+    assert values is not row.__dict__
+    assert values["target"] is None and values["kind"] == "handoff"
+    assert set(values) == set(Outbox.model_fields)
